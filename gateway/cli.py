@@ -1,0 +1,167 @@
+"""``task-gateway serve | demo | sandbox | schema``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from gateway.config import ConfigError, Settings, VendorConfig, load_settings
+from gateway.core.records import Vendor
+from gateway.serving import bind_socket, make_server
+
+DEMO_PORT = 8000
+SANDBOX_PORT = 9000
+
+EXAMPLE_QUERY = """\
+# Every failed or running task of all four vendors, newest update first.
+query RecentTasks {
+  tasks(first: 20, filter: {statuses: [FAILED, RUNNING]}) {
+    totalCount
+    missingVendors
+    nodes { vendor agentId status vendorStatus title summary updatedAt }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="task-gateway", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the gateway against the configured vendors")
+    _listen_options(serve, DEMO_PORT)
+    serve.add_argument("--config", help="TOML settings file (default: $TASK_GATEWAY_CONFIG)")
+    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+
+    demo = commands.add_parser("demo", help="run the sandbox and the gateway together")
+    _listen_options(demo, DEMO_PORT)
+    demo.add_argument("--sandbox-port", type=int, default=0, help="default: any free port")
+    _sandbox_options(demo)
+
+    sandbox = commands.add_parser("sandbox", help="run only the vendor simulators")
+    _listen_options(sandbox, SANDBOX_PORT)
+    _sandbox_options(sandbox)
+
+    commands.add_parser("schema", help="print the GraphQL SDL")
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "schema":
+            from gateway.graph.schema import print_sdl
+
+            sys.stdout.write(print_sdl())
+        elif args.command == "serve":
+            return _serve(args)
+        elif args.command == "demo":
+            asyncio.run(_demo(args))
+        elif args.command == "sandbox":
+            asyncio.run(_sandbox(args))
+    except ConfigError as exc:
+        print(f"task-gateway: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _listen_options(parser: argparse.ArgumentParser, port: int) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=port, help=f"port (default {port})")
+
+
+def _sandbox_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--size", type=int, default=300, help="tasks per vendor")
+    parser.add_argument("--seed", type=int, default=7, help="data seed")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="added latency")
+    parser.add_argument("--jitter-ms", type=float, default=0.0, help="added random latency")
+    parser.add_argument("--error-rate", type=float, default=0.0, help="share of failed calls")
+    parser.add_argument("--error-status", type=int, default=500, help="status of those")
+    parser.add_argument("--progress-seconds", type=float, default=None,
+                        help="move live tasks on (pending, running, completed) this often")
+
+
+def _make_sandbox(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from gateway.sandbox import Sandbox, SandboxOptions
+
+    return Sandbox(
+        SandboxOptions(
+            size=args.size, seed=args.seed, latency_ms=args.latency_ms,
+            jitter_ms=args.jitter_ms, error_rate=args.error_rate,
+            error_status=args.error_status, progress_seconds=args.progress_seconds,
+        )
+    )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = load_settings(args.config)  # fail fast, with one line, before forking workers
+    del settings
+    if args.config:
+        import os
+
+        os.environ["TASK_GATEWAY_CONFIG"] = args.config
+    uvicorn.run(
+        "gateway.app:app_from_environment",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="info",
+        proxy_headers=True,
+    )
+    return 0
+
+
+def demo_settings(sandbox_url: str, sandbox: object) -> Settings:
+    """Settings for the embedded sandbox: every vendor on, the sandbox's agents and keys."""
+    from gateway.sandbox import SANDBOX_CREDENTIALS
+
+    from gateway.config import CREDENTIAL_STYLE
+    from gateway.vendors.base import Credentials
+
+    vendors = {}
+    for vendor in Vendor:
+        secret = SANDBOX_CREDENTIALS.get(vendor)
+        header, scheme = CREDENTIAL_STYLE[vendor]
+        vendors[vendor] = VendorConfig(
+            vendor=vendor,
+            enabled=True,
+            base_url=f"{sandbox_url}/{vendor.value}",
+            credentials=Credentials(secret, header, scheme) if secret else None,
+            agents=tuple(sandbox.agents(vendor)),  # type: ignore[attr-defined]
+        )
+    return Settings(vendors=vendors, example_query=EXAMPLE_QUERY)
+
+
+async def _demo(args: argparse.Namespace) -> None:
+    from gateway.app import create_app
+
+    sandbox = _make_sandbox(args)
+    sandbox_socket = bind_socket(args.host, args.sandbox_port)
+    sandbox_url = "http://{}:{}".format(*sandbox_socket.getsockname()[:2])
+    gateway_socket = bind_socket(args.host, args.port)
+    app = create_app(demo_settings(sandbox_url, sandbox))
+    sandbox_server = make_server(sandbox.app)
+    gateway_server = make_server(app, log_level="info")
+    print(f"sandbox:  {sandbox_url}/{{agentex,xpander,orq,subnoto}}", flush=True)
+    print(f"GraphiQL: http://{args.host}:{args.port}/graphql", flush=True)
+    await asyncio.gather(
+        sandbox_server.serve(sockets=[sandbox_socket]),
+        gateway_server.serve(sockets=[gateway_socket]),
+    )
+
+
+async def _sandbox(args: argparse.Namespace) -> None:
+    from gateway.sandbox.app import serve_sandbox
+
+    sandbox = _make_sandbox(args)
+    print(f"sandbox: http://{args.host}:{args.port}/{{agentex,xpander,orq,subnoto}}", flush=True)
+    await serve_sandbox(sandbox, args.host, args.port)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,56 @@
+"""What each vendor's recent calls looked like: for ``Query.vendors`` and ``/readyz``."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+from gateway.core.records import Vendor
+
+LATENCY_WINDOW = 200
+
+
+@dataclass
+class VendorHealth:
+    vendor: Vendor
+    enabled: bool = True
+    last_success_at: float | None = None
+    last_error_at: float | None = None
+    last_error_code: str | None = None
+    calls: int = 0
+    failures: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    stale_served: int = 0
+    unknown_statuses: Counter[str] = field(default_factory=Counter)
+    skipped_records: int = 0
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
+
+    def record_success(self, seconds: float) -> None:
+        self.calls += 1
+        self.last_success_at = time.time()
+        self.latencies.append(seconds)
+
+    def record_failure(self, code: str, seconds: float) -> None:
+        self.calls += 1
+        self.failures += 1
+        self.last_error_at = time.time()
+        self.last_error_code = code
+        self.latencies.append(seconds)
+
+    @property
+    def p50_ms(self) -> float | None:
+        return statistics.median(self.latencies) * 1000 if self.latencies else None
+
+    @property
+    def cache_hit_ratio(self) -> float | None:
+        total = self.cache_hits + self.cache_misses
+        return self.cache_hits / total if total else None
+
+    @property
+    def last_call_ok(self) -> bool | None:
+        if self.last_success_at is None and self.last_error_at is None:
+            return None
+        return (self.last_error_at or 0) <= (self.last_success_at or 0)

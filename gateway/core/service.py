@@ -1,0 +1,211 @@
+"""The machinery's one entry point for the graph, the exports and the poller.
+
+``TaskService`` turns a shared query into per-vendor sources, merges them into pages,
+counts, finds single tasks by id and writes trackers. It knows nothing of GraphQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+
+from gateway.core.context import RequestState
+from gateway.core.cursor import Positions, decode_cursor, short_hash
+from gateway.core.errors import BadInputError, NotFoundError, UpstreamError
+from gateway.core.ids import TASK, TRACKER, decode_id
+from gateway.core.merge import MergedPage, Reader, merge_page, positions_for
+from gateway.core.records import TaskRecord, TrackerRecord, Vendor
+from gateway.core.upstream import Upstream
+from gateway.vendors.base import ListQuery, Source
+
+MAX_FIRST = 100
+DEFAULT_FIRST = 20
+EXPORT_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The sources that answer a query, in a fixed order, with their cursor keys."""
+
+    query: ListQuery
+    sources: tuple[Source, ...]
+    keys: tuple[str, ...]
+    vendors: tuple[Vendor, ...]
+    fingerprint: str
+
+
+class TaskService:
+    def __init__(self, upstream: Upstream, *, max_first: int = MAX_FIRST) -> None:
+        self.upstream = upstream
+        self.max_first = max_first
+
+    @property
+    def enabled_vendors(self) -> tuple[Vendor, ...]:
+        return tuple(v for v in Vendor if v in self.upstream.vendors)
+
+    def plan(self, query: ListQuery, vendors: Iterable[Vendor] | None = None) -> Plan:
+        asked = set(vendors) if vendors is not None else set(Vendor)
+        chosen = tuple(v for v in self.enabled_vendors if v in asked)
+        sources: list[Source] = []
+        for vendor in chosen:
+            sources.extend(self.upstream.connector(vendor).sources(query))
+        keys = tuple(short_hash(s.key) for s in sources)
+        fingerprint = short_hash(repr((query, sorted(v.value for v in chosen))))
+        return Plan(query, tuple(sources), keys, chosen, fingerprint)
+
+    def check_first(self, first: int | None) -> int:
+        if first is None:
+            return DEFAULT_FIRST
+        if first < 0 or first > self.max_first:
+            raise BadInputError(f"`first` must be between 0 and {self.max_first}, got {first}")
+        return first
+
+    def _readers(self, plan: Plan, positions: Positions | None, state: RequestState) -> list[Reader]:
+        starts = positions_for(plan.keys, positions)
+        return [
+            Reader(source, plan.query, start, self.upstream.fetch_page, state)
+            for source, start in zip(plan.sources, starts, strict=True)
+        ]
+
+    async def page(
+        self, plan: Plan, first: int | None, after: str | None, state: RequestState
+    ) -> MergedPage:
+        """One page of the merged listing, resuming after ``after``."""
+        size = self.check_first(first)
+        positions = decode_cursor(after, plan.fingerprint) if after else None
+        readers = self._readers(plan, positions, state)
+        return await merge_page(readers, plan.keys, plan.fingerprint, size, state)
+
+    async def count(self, plan: Plan, state: RequestState) -> int:
+        """The number of matching tasks: one call per source where the vendor's own total is
+        exact for this filter, otherwise every page (cached) read and counted."""
+        conditions = plan.query.conditions()
+
+        async def one(source: Source) -> int:
+            connector = self.upstream.connector(source.vendor)
+            if conditions <= connector.exact_filters:
+                page = await self.upstream.fetch_page(source, None, state)
+                if page.total is not None:
+                    return page.total
+            reader = Reader(source, plan.query, None, self.upstream.fetch_page, state)
+            return sum(1 for r in await reader.read_all() if plan.query.matches(r))
+
+        results = await asyncio.gather(*(one(s) for s in plan.sources), return_exceptions=True)
+        total = 0
+        for result in results:
+            if isinstance(result, UpstreamError):
+                state.fail(result)
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                total += result
+        return total
+
+    async def stream(
+        self, plan: Plan, state: RequestState, batch: int = EXPORT_BATCH
+    ) -> AsyncIterator[TaskRecord]:
+        """Every matching task in order, a batch at a time: memory stays bounded by the
+        vendors' page sizes (plus any source that must be read whole to be sorted)."""
+        readers = self._readers(plan, None, state)
+        while True:
+            page = await merge_page(readers, plan.keys, plan.fingerprint, batch, state)
+            for item in page.items:
+                yield item.record
+            if not page.has_next_page:
+                return
+
+    # -- single nodes ---------------------------------------------------------------------
+    async def find(self, node_id: str, state: RequestState) -> TaskRecord | TrackerRecord | None:
+        node = decode_id(node_id)
+        if node.vendor not in self.upstream.vendors:
+            return None
+        if node.kind == TASK and len(node.parts) == 2:
+            agent, native = node.parts
+            task = await self.find_task(node.vendor, agent or None, native, state)
+            return task
+        if node.kind == TRACKER and node.vendor is Vendor.AGENTEX and len(node.parts) == 3:
+            agent, task_id, _tracker_id = node.parts
+            found = await self.find_task(Vendor.AGENTEX, agent, task_id, state)
+            return found.tracker if found else None
+        return None
+
+    async def find_task(
+        self, vendor: Vendor, agent_id: str | None, native_id: str, state: RequestState
+    ) -> TaskRecord | None:
+        """A task by its vendor id: the listing narrowed as far as the vendor allows, read
+        until it turns up (pages are cached, so lookups in one listing share its calls)."""
+        query = ListQuery(
+            agent_ids=frozenset([agent_id]) if agent_id else None, native_id=native_id
+        )
+        plan = self.plan(query, [vendor])
+        page = await self.page(plan, 1, None, state)
+        errors = [e for e in state.errors if e.vendor is vendor]
+        if not page.items and errors:
+            raise errors[0]
+        return page.items[0].record if page.items else None
+
+    async def subtasks(self, parent: TaskRecord, state: RequestState) -> list[TaskRecord]:
+        if parent.vendor is not Vendor.XPANDER:
+            return []
+        plan = self.plan(ListQuery(parent_task_id=parent.native_id), [Vendor.XPANDER])
+        readers = self._readers(plan, None, state)
+        records: list[TaskRecord] = []
+        while True:
+            page = await merge_page(readers, plan.keys, plan.fingerprint, self.max_first, state)
+            records.extend(item.record for item in page.items)
+            if not page.has_next_page:
+                return records
+
+    async def parent(self, task: TaskRecord, state: RequestState) -> TaskRecord | None:
+        if task.parent_native_id is None:
+            return None
+        return await self.find_task(
+            task.vendor, task.triggering_agent_id, task.parent_native_id, state
+        )
+
+    # -- writes ---------------------------------------------------------------------------
+    async def update_tracker(
+        self,
+        tracker_id: str,
+        state: RequestState,
+        *,
+        status: str | None = None,
+        status_reason: str | None = None,
+        last_processed_event_id: str | None = None,
+        fields: frozenset[str],
+    ) -> TrackerRecord:
+        """PUT a tracker. The upstream overwrites ``status`` and ``status_reason`` with what
+        it is sent, so fields the caller left out are filled from the tracker's current,
+        uncached value first; afterwards every cached Agentex page is dropped."""
+        node = decode_id(tracker_id)
+        if node.kind != TRACKER or node.vendor is not Vendor.AGENTEX or len(node.parts) != 3:
+            raise BadInputError("`id` must be the id of a Tracker")
+        if Vendor.AGENTEX not in self.upstream.vendors:
+            raise NotFoundError("Agentex is not enabled on this gateway")
+        agent_id, task_id, native_id = node.parts
+        connector = self.upstream.connector(Vendor.AGENTEX)
+        credentials = state.credentials.get(Vendor.AGENTEX)
+        if not {"status", "statusReason"} <= fields:
+            current = await connector.get_tracker(agent_id, task_id, credentials)  # type: ignore[attr-defined]
+            if current is None or current.native_id != native_id:
+                raise NotFoundError("no such tracker")
+            if "status" not in fields:
+                status = current.vendor_status
+            if "statusReason" not in fields:
+                status_reason = current.status_reason
+        try:
+            updated: TrackerRecord = await connector.update_tracker(  # type: ignore[attr-defined]
+                native_id,
+                status=status,
+                status_reason=status_reason,
+                last_processed_event_id=last_processed_event_id,
+                credentials=credentials,
+            )
+        finally:
+            # Even a failed or unknown outcome may have changed the upstream: never keep
+            # serving what the cache held before the attempt.
+            await self.upstream.cache.bump_generation(Vendor.AGENTEX)
+        state.generations.pop(Vendor.AGENTEX, None)
+        return updated
+

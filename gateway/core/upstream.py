@@ -1,0 +1,98 @@
+"""One cached, measured page fetch for any vendor: the single road to the connectors' I/O."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from gateway.core.cache import PageCache, fingerprint
+from gateway.core.context import RequestState
+from gateway.core.errors import UpstreamError
+from gateway.core.health import VendorHealth
+from gateway.core.records import Vendor
+from gateway.vendors.base import Connector, Credentials, PageToken, Source, SourcePage
+
+DEFAULT_TTL_SECONDS = 30.0
+DEFAULT_FIRST_PAGE_TTL_SECONDS = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class VendorRuntime:
+    """A connector and its cache policy. A listing's first page is where new and changed
+    tasks show up first, so it gets its own, usually shorter, TTL."""
+
+    connector: Connector
+    ttl: float = DEFAULT_TTL_SECONDS
+    first_page_ttl: float = DEFAULT_FIRST_PAGE_TTL_SECONDS
+
+
+class Upstream:
+    """The vendors the gateway is configured for, their cache and their health."""
+
+    def __init__(self, vendors: Mapping[Vendor, VendorRuntime], cache: PageCache) -> None:
+        self.vendors = dict(vendors)
+        self.cache = cache
+        self.health = {v: VendorHealth(v) for v in Vendor}
+        for vendor in Vendor:
+            self.health[vendor].enabled = vendor in self.vendors
+
+    def connector(self, vendor: Vendor) -> Connector:
+        return self.vendors[vendor].connector
+
+    def credentials(self, vendor: Vendor, state: RequestState) -> Credentials | None:
+        return state.credentials.get(vendor) or self.connector(vendor).settings.credentials
+
+    async def generation(self, vendor: Vendor, state: RequestState) -> int:
+        if vendor not in state.generations:
+            state.generations[vendor] = await self.cache.generation(vendor)
+        return state.generations[vendor]
+
+    async def fetch_page(
+        self, source: Source, token: PageToken, state: RequestState
+    ) -> SourcePage:
+        """One page of ``source``, from cache when fresh; records how the vendor's part went."""
+        vendor = source.vendor
+        runtime = self.vendors[vendor]
+        credentials = self.credentials(vendor, state)
+        key = self.cache.page_key(
+            vendor,
+            await self.generation(vendor, state),
+            fingerprint(credentials.secret if credentials else None),
+            f"{source.key}#{token!r}#{runtime.connector.page_size}",
+        )
+        health = self.health[vendor]
+        part = state.part(vendor)
+
+        async def fetch() -> SourcePage:
+            started = time.perf_counter()
+            try:
+                page = await runtime.connector.fetch_page(source, token, state.credentials.get(vendor))
+            except UpstreamError as exc:
+                health.record_failure(exc.code, time.perf_counter() - started)
+                raise
+            health.record_success(time.perf_counter() - started)
+            health.skipped_records += page.skipped
+            for record in page.records:
+                if record.status.value == "UNKNOWN":
+                    health.unknown_statuses[record.vendor_status or "null"] += 1
+            return page
+
+        result = await self.cache.get_or_fetch(
+            key,
+            fetch,
+            ttl=runtime.first_page_ttl if token is None else runtime.ttl,
+            bypass=state.bypass_cache,
+        )
+        part.calls += 1
+        if result.from_cache:
+            health.cache_hits += 1
+        else:
+            health.cache_misses += 1
+            part.from_cache = False
+        if result.stale:
+            health.stale_served += 1
+            part.stale = True
+        if part.fetched_at is None or result.fetched_at < part.fetched_at:
+            part.fetched_at = result.fetched_at
+        return result.page

@@ -1,0 +1,102 @@
+"""One place that decides what a client sees of an error.
+
+- A ``GatewayError`` becomes its short message with ``extensions.code`` (and ``vendor``).
+- A vendor that failed while the rest of the answer came back adds one error per vendor,
+  at the field that lost data, with ``extensions { code, vendor }``.
+- Anything else is a bug: the client sees ``INTERNAL_SERVER_ERROR`` and a request id, the
+  log gets the detail under the same id. No stack trace or upstream URL reaches a client.
+- Errors graphql-core raised before execution (syntax, validation, variables) keep their
+  message and get a code, and the request is marked as never executed (for the HTTP status).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+
+from graphql.error import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from gateway.core.errors import GatewayError, UpstreamError
+
+logger = logging.getLogger("gateway.graphql")
+
+
+def _extensions(error: GatewayError) -> dict[str, object]:
+    extensions: dict[str, object] = {"code": error.code}
+    if isinstance(error, UpstreamError):
+        extensions["vendor"] = error.vendor.name
+    return extensions
+
+
+class GatewayErrors(SchemaExtension):
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context.context
+        if context is not None and hasattr(context, "executed"):
+            context.executed = True
+        yield
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is None:
+            return
+        context = self.execution_context.context
+        errors = [self._format(e) for e in (result.errors or [])]
+        state = getattr(context, "state", None)
+        reported = {
+            e.extensions.get("vendor") for e in errors if e.extensions and "vendor" in e.extensions
+        }
+        for failure in state.errors if state is not None else []:
+            if failure.vendor.name in reported:
+                continue
+            reported.add(failure.vendor.name)
+            errors.append(
+                GraphQLError(
+                    f"{failure.message}; its tasks are missing from this answer",
+                    path=self._first_field(),
+                    extensions=_extensions(failure),
+                )
+            )
+        result.errors = errors or None
+
+    def _first_field(self) -> list[str | int] | None:
+        document = self.execution_context.graphql_document
+        if document is None:
+            return None
+        for definition in document.definitions:
+            selections = getattr(getattr(definition, "selection_set", None), "selections", None)
+            if selections:
+                node = selections[0]
+                alias = getattr(node, "alias", None)
+                return [(alias or node.name).value]
+        return None
+
+    def _format(self, error: GraphQLError) -> GraphQLError:
+        original = error.original_error
+        if original is None:
+            if error.extensions and "code" in error.extensions:
+                return error
+            code = "GRAPHQL_VALIDATION_FAILED" if error.nodes else "GRAPHQL_PARSE_FAILED"
+            if error.message.startswith("Variable"):
+                code = "BAD_USER_INPUT"
+            return GraphQLError(
+                error.message, nodes=error.nodes, source=error.source,
+                positions=error.positions, path=error.path,
+                extensions={**(error.extensions or {}), "code": code},
+            )
+        if isinstance(original, GatewayError):
+            return GraphQLError(
+                original.message, nodes=error.nodes, source=error.source,
+                positions=error.positions, path=error.path, extensions=_extensions(original),
+            )
+        if isinstance(original, GraphQLError):
+            return self._format(original)
+        request_id = uuid.uuid4().hex[:16]
+        logger.error("unexpected error %s at %s", request_id, error.path, exc_info=original)
+        return GraphQLError(
+            "Internal server error", nodes=error.nodes, source=error.source,
+            positions=error.positions, path=error.path,
+            extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+        )

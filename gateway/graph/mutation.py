@@ -1,0 +1,47 @@
+"""Mutations: writes go to the vendor first, then the cache is invalidated."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from gateway.graph.context import GraphContext
+from gateway.graph.inputs import UpdateTrackerInput
+from gateway.graph.types import TrackerType
+
+Info = strawberry.Info[GraphContext, None]
+
+
+@strawberry.type(description="Change vendor records.")
+class Mutation:
+    @strawberry.mutation(
+        description="Update an Agentex tracker (a PUT to Agentex). Returns the tracker as "
+        "Agentex now holds it; later reads never show the old value from cache."
+    )
+    async def update_tracker(
+        self,
+        info: Info,
+        input: Annotated[UpdateTrackerInput, strawberry.argument(description="The change.")],
+    ) -> TrackerType:
+        given = {
+            name
+            for name, value in (
+                ("status", input.status),
+                ("statusReason", input.status_reason),
+                ("lastProcessedEventId", input.last_processed_event_id),
+            )
+            if value is not strawberry.UNSET
+        }
+
+        def value(v: str | None) -> str | None:
+            return None if v is strawberry.UNSET else v
+
+        return await info.context.service.update_tracker(  # type: ignore[return-value]
+            input.id,
+            info.context.state,
+            status=value(input.status),
+            status_reason=value(input.status_reason),
+            last_processed_event_id=value(input.last_processed_event_id),
+            fields=frozenset(given),
+        )

@@ -1,0 +1,249 @@
+"""GraphQL object types. Tasks and trackers resolve straight from the normalized records:
+plain attributes on the fast path, resolvers only where related records are fetched."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+from strawberry.scalars import JSON
+
+from gateway.core.health import VendorHealth
+from gateway.core.merge import MergedItem, MergedPage
+from gateway.core.records import TaskMetrics, TaskRecord, TaskStatus, TrackerRecord, Vendor
+from gateway.graph.enums import TaskStatusEnum, VendorEnum  # noqa: F401  (registers enums)
+
+from gateway.core.service import Plan
+
+if TYPE_CHECKING:
+    from gateway.graph.context import GraphContext
+
+
+def _utc(epoch: float | None) -> datetime | None:
+    return datetime.fromtimestamp(epoch, tz=UTC) if epoch is not None else None
+
+
+@strawberry.interface(description="An object with a stable, opaque global id.")
+class Node:
+    id: strawberry.ID = strawberry.field(description="Opaque global id; `Query.node` finds it.")
+
+
+@strawberry.type(name="TaskMetrics", description="Cost and token usage, where the vendor reports "
+                 "them (orq: `metrics` and `state.accumulated_execution_time`).")
+class TaskMetricsType:
+    input_cost: float | None = strawberry.field(description="Cost of the input tokens.")
+    output_cost: float | None = strawberry.field(description="Cost of the output tokens.")
+    total_cost: float | None = strawberry.field(description="Total cost.")
+    prompt_tokens: int | None = strawberry.field(description="Prompt tokens used.")
+    completion_tokens: int | None = strawberry.field(description="Completion tokens used.")
+    total_tokens: int | None = strawberry.field(description="All tokens used.")
+    execution_time_seconds: float | None = strawberry.field(
+        description="Accumulated execution time, in seconds."
+    )
+
+    @classmethod
+    def is_type_of(cls, obj: Any, info: Any) -> bool:
+        return isinstance(obj, TaskMetrics)
+
+
+@strawberry.type(name="Tracker", description="An Agentex task tracker: how far an agent got "
+                 "in processing a task's events.")
+class TrackerType(Node):
+    global_id: strawberry.ID = strawberry.field(name="id", description="Opaque global id.")
+    native_id: str = strawberry.field(description="Agentex's tracker id (`id`).")
+    agent_id: str = strawberry.field(description="Agentex `agent_id`.")
+    task_id: str = strawberry.field(description="Agentex `task_id`.")
+    status: TaskStatus = strawberry.field(description="`status` mapped to the shared status.")
+    vendor_status: str | None = strawberry.field(description="Agentex's own `status`, untouched.")
+    status_reason: str | None = strawberry.field(description="Agentex `status_reason`.")
+    last_processed_event_id: str | None = strawberry.field(
+        description="Agentex `last_processed_event_id`: the last event the agent processed."
+    )
+    created_at: datetime = strawberry.field(description="Agentex `created_at`, UTC.")
+    updated_at: datetime | None = strawberry.field(description="Agentex `updated_at`, UTC.")
+
+    @classmethod
+    def is_type_of(cls, obj: Any, info: Any) -> bool:
+        return isinstance(obj, TrackerRecord)
+
+
+@strawberry.type(name="Task", description="One agent task of any vendor, in the shared shape.")
+class TaskType(Node):
+    global_id: strawberry.ID = strawberry.field(name="id", description="Opaque global id.")
+    vendor: Vendor = strawberry.field(description="The vendor that holds the task.")
+    native_id: str = strawberry.field(
+        description="The vendor's own id: Agentex `task_id`, xpander `id`, orq `_id`, "
+        "Subnoto `taskUuid`."
+    )
+    agent_id: str | None = strawberry.field(
+        description="The agent: Agentex/xpander `agent_id`, orq agent key; null for Subnoto."
+    )
+    status: TaskStatus = strawberry.field(description="The shared status.")
+    vendor_status: str | None = strawberry.field(
+        description="The vendor's own status, untouched (orq: derived from `state`)."
+    )
+    title: str | None = strawberry.field(description="xpander `title`, orq `name`.")
+    summary: str | None = strawberry.field(
+        description="Agentex `status_reason`, xpander `result`, orq `state.error`, "
+        "Subnoto `latestReport.summary`."
+    )
+    created_at: datetime | None = strawberry.field(
+        description="Creation time, UTC; null for Subnoto, which does not publish one."
+    )
+    updated_at: datetime = strawberry.field(
+        description="Last update, UTC (Subnoto: the latest report; Agentex without "
+        "`updated_at`: its creation time)."
+    )
+    user_id: str | None = strawberry.field(
+        description="Who started it: xpander `user_id`, orq `created_by_id`, Subnoto "
+        "latest report author."
+    )
+    parent_native_id: str | None = strawberry.field(
+        name="parentTaskId", description="xpander `parent_task_id`."
+    )
+    triggering_agent_id: str | None = strawberry.field(
+        description="xpander `triggering_agent_id`: the agent that delegated this task."
+    )
+    link: str | None = strawberry.field(description="Subnoto `latestReport.link`.")
+    metrics: TaskMetricsType | None = strawberry.field(description="Cost and tokens (orq).")
+    tracker: TrackerType | None = strawberry.field(
+        description="The Agentex tracker this task is (Agentex only)."
+    )
+    raw: JSON = strawberry.field(description="The vendor's record, untouched.")
+
+    @strawberry.field(description="The task that delegated this one (xpander sub-tasks).")
+    async def parent_task(
+        self, info: strawberry.Info[GraphContext, None]
+    ) -> Annotated[TaskType, strawberry.lazy("gateway.graph.types")] | None:
+        record: TaskRecord = self  # type: ignore[assignment]
+        if record.parent_native_id is None:
+            return None
+        return await info.context.parents.load(record)  # type: ignore[return-value]
+
+    @strawberry.field(description="Tasks this one delegated (xpander `parent_task_id`).")
+    async def subtasks(
+        self, info: strawberry.Info[GraphContext, None]
+    ) -> list[Annotated[TaskType, strawberry.lazy("gateway.graph.types")]]:
+        record: TaskRecord = self  # type: ignore[assignment]
+        if record.vendor is not Vendor.XPANDER:
+            return []
+        return await info.context.children.load(record)  # type: ignore[return-value]
+
+    @classmethod
+    def is_type_of(cls, obj: Any, info: Any) -> bool:
+        return isinstance(obj, TaskRecord)
+
+
+@strawberry.type(description="Relay page information.")
+class PageInfo:
+    has_next_page: bool = strawberry.field(description="More tasks follow this page.")
+    end_cursor: str | None = strawberry.field(description="Pass as `after` for the next page.")
+
+
+@strawberry.type(description="A task and the cursor just after it.")
+class TaskEdge:
+    _page: strawberry.Private[MergedPage]
+    _item: strawberry.Private[MergedItem]
+
+    @strawberry.field(description="The task.")
+    def node(self) -> TaskType:
+        return self._item.record  # type: ignore[return-value]
+
+    @strawberry.field(description="Resume after this task with `after: cursor`.")
+    def cursor(self) -> str:
+        return self._page.cursor(self._item)
+
+
+@strawberry.type(description="How one vendor's share of this answer was obtained.")
+class VendorPartType:
+    vendor: Vendor = strawberry.field(description="The vendor.")
+    ok: bool = strawberry.field(description="False when the vendor's part is missing.")
+    from_cache: bool = strawberry.field(description="Every page came from the gateway's cache.")
+    stale: bool = strawberry.field(
+        description="Some page is past its TTL, served because the vendor failed."
+    )
+    fetched_at: datetime | None = strawberry.field(
+        description="When the oldest page of this part was fetched from the vendor."
+    )
+    upstream_pages: int = strawberry.field(description="Pages read (from cache or upstream).")
+    error_code: str | None = strawberry.field(description="Why the part is missing.")
+
+
+@strawberry.type(description="A page of tasks merged across vendors, in the requested order.")
+class TaskConnection:
+    edges: list[TaskEdge] = strawberry.field(description="The tasks with their cursors.")
+    nodes: list[TaskType] = strawberry.field(description="The tasks, without cursors.")
+    page_info: PageInfo = strawberry.field(description="Paging.")
+    missing_vendors: list[Vendor] = strawberry.field(
+        description="Vendors that could not answer: their tasks are absent (see `errors`)."
+    )
+    _plan: strawberry.Private[Plan]
+
+    @strawberry.field(description="Per vendor: cache, freshness and errors of this answer.")
+    def vendor_parts(self, info: strawberry.Info[GraphContext, None]) -> list[VendorPartType]:
+        return vendor_parts(info.context, self._plan.vendors)
+
+    @strawberry.field(
+        description="All matching tasks, not only this page. Costs one call per source "
+        "where the vendor's own total is exact for the filter, else a (cached) full read."
+    )
+    async def total_count(self, info: strawberry.Info[GraphContext, None]) -> int:
+        return await info.context.service.count(self._plan, info.context.state)
+
+
+def vendor_parts(context: GraphContext, vendors: tuple[Vendor, ...]) -> list[VendorPartType]:
+    parts = []
+    for vendor in vendors:
+        part = context.state.parts.get(vendor)
+        parts.append(
+            VendorPartType(
+                vendor=vendor,
+                ok=part is None or part.error is None,
+                from_cache=part.from_cache if part else True,
+                stale=part.stale if part else False,
+                fetched_at=_utc(part.fetched_at) if part else None,
+                upstream_pages=part.calls if part else 0,
+                error_code=part.error.code if part and part.error else None,
+            )
+        )
+    return parts
+
+
+@strawberry.type(description="A page of Agentex trackers.")
+class TrackerConnection:
+    nodes: list[TrackerType] = strawberry.field(description="The trackers.")
+    page_info: PageInfo = strawberry.field(description="Paging.")
+
+
+@strawberry.type(name="VendorInfo", description="A vendor as this gateway sees it.")
+class VendorInfo:
+    vendor: Vendor = strawberry.field(description="The vendor.")
+    enabled: bool = strawberry.field(description="Configured and asked by queries.")
+    last_call_ok: bool | None = strawberry.field(
+        description="Whether the last upstream call succeeded; null before any call."
+    )
+    last_success_at: datetime | None = strawberry.field(description="Last successful call.")
+    last_error_at: datetime | None = strawberry.field(description="Last failed call.")
+    last_error_code: str | None = strawberry.field(description="Code of the last failure.")
+    p50_latency_ms: float | None = strawberry.field(
+        description="Median latency of the recent upstream calls."
+    )
+    cache_hit_ratio: float | None = strawberry.field(description="Page cache hits / lookups.")
+    unknown_statuses: int = strawberry.field(
+        description="Records seen with a status the gateway does not map (shown as UNKNOWN)."
+    )
+
+    @classmethod
+    def from_health(cls, health: VendorHealth) -> VendorInfo:
+        return cls(
+            vendor=health.vendor,
+            enabled=health.enabled,
+            last_call_ok=health.last_call_ok,
+            last_success_at=_utc(health.last_success_at),
+            last_error_at=_utc(health.last_error_at),
+            last_error_code=health.last_error_code,
+            p50_latency_ms=health.p50_ms,
+            cache_hit_ratio=health.cache_hit_ratio,
+            unknown_statuses=sum(health.unknown_statuses.values()),
+        )

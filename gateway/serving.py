@@ -1,0 +1,77 @@
+"""Running ASGI apps under uvicorn: in the foreground (the CLI) or in a thread (tests, demo).
+
+Binding the socket ourselves lets a caller ask for port 0 and learn the real port before
+anything connects, so tests never race for a free port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from typing import Any
+
+import uvicorn
+from starlette.types import ASGIApp
+
+DEFAULT_HOST = "127.0.0.1"
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def make_server(app: ASGIApp, **options: Any) -> uvicorn.Server:
+    options.setdefault("log_level", "warning")
+    options.setdefault("lifespan", "on")
+    return uvicorn.Server(uvicorn.Config(app, **options))
+
+
+class ServerThread:
+    """An app served by uvicorn on its own thread and event loop, on a real socket.
+
+    >>> with ServerThread(app) as server:
+    ...     httpx.get(server.url + "/healthz")
+    """
+
+    def __init__(self, app: ASGIApp, host: str = DEFAULT_HOST, port: int = 0, **options: Any):
+        self.socket = bind_socket(host, port)
+        bound_host, bound_port = self.socket.getsockname()[:2]
+        self.url = f"http://{bound_host}:{bound_port}"
+        self.port: int = bound_port
+        self.server = make_server(app, **options)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=self._run, name=f"uvicorn:{bound_port}", daemon=True)
+
+    def _run(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self.server.serve(sockets=[self.socket]))
+        self.loop.close()
+
+    def start(self, timeout: float = 15.0) -> ServerThread:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"server on {self.url} did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout)
+        self.socket.close()
+
+    def __enter__(self) -> ServerThread:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

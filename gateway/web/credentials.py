@@ -1,0 +1,26 @@
+"""Callers that bring their own vendor keys (``auth.forward_vendor_credentials = true``).
+
+A caller sends ``X-Vendor-Key-<Vendor>: <secret>`` (e.g. ``X-Vendor-Key-Xpander``); the
+gateway forwards it in that vendor's own header and scheme. Cache keys carry a digest of
+the key actually used, so one caller's cached pages are never served to another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from gateway.config import CREDENTIAL_STYLE
+from gateway.core.records import Vendor
+from gateway.vendors.base import Credentials
+
+HEADER_PREFIX = "x-vendor-key-"
+
+
+def caller_credentials(headers: Mapping[str, str]) -> dict[Vendor, Credentials]:
+    found: dict[Vendor, Credentials] = {}
+    for vendor in Vendor:
+        secret = headers.get(f"{HEADER_PREFIX}{vendor.value}")
+        if secret:
+            header, scheme = CREDENTIAL_STYLE[vendor]
+            found[vendor] = Credentials(secret.strip(), header, scheme)
+    return found

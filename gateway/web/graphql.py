@@ -1,0 +1,111 @@
+"""The GraphQL route: Strawberry's ASGI view, speaking GraphQL over HTTP as its spec says.
+
+- ``application/graphql-response+json`` when the client accepts it, with a 4xx status for a
+  request that fails before execution (unparsable, invalid, bad variables);
+  ``application/json`` otherwise, always 200 for a well-formed request.
+- A request Strawberry refuses outright (bad JSON body, no query) still gets a GraphQL-shaped
+  JSON error with an ``extensions.code``, never plain text; a mutation over GET is 405.
+- GraphiQL on GET from a browser.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+from strawberry.asgi import GraphQL
+from strawberry.http.exceptions import HTTPException
+from strawberry.types import ExecutionResult
+
+from gateway.core.context import RequestState
+from gateway.core.service import TaskService
+from gateway.graph.context import GraphContext
+from gateway.web.credentials import caller_credentials
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON = "application/json"
+BYPASS_HEADER = "x-cache-bypass"
+
+
+def wants_graphql_response(request: Request) -> bool:
+    return GRAPHQL_RESPONSE in request.headers.get("accept", "")
+
+
+def error_response(status: int, message: str, code: str, media_type: str) -> Response:
+    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
+    headers = {"allow": "POST"} if status == 405 else None
+    return Response(orjson.dumps(body), status_code=status, media_type=media_type,
+                    headers=headers)
+
+
+class GraphQLView(GraphQL[GraphContext, None]):
+    def __init__(self, service: TaskService, *, graphiql_query: str | None = None,
+                 forward_credentials: bool = False, **options: Any) -> None:
+        super().__init__(**options)
+        self.service = service
+        self.graphiql_query = graphiql_query
+        self.forward_credentials = forward_credentials
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        media_type = GRAPHQL_RESPONSE if wants_graphql_response(request) else JSON
+        try:
+            response = await self.run(request)
+        except HTTPException as exc:
+            status, code = exc.status_code, "BAD_REQUEST"
+            if request.method == "GET" and "mutation" in exc.reason.lower():
+                status, code = 405, "METHOD_NOT_ALLOWED"
+            elif status == 405:
+                code = "METHOD_NOT_ALLOWED"
+            elif status == 404:
+                code = "NOT_FOUND"
+            elif "JSON" in exc.reason:
+                code = "BAD_REQUEST_BODY"
+            response = error_response(status, exc.reason, code, media_type)
+        await response(scope, receive, send)
+
+    async def get_context(self, request: Request, response: Any) -> GraphContext:  # type: ignore[override]
+        bypass = request.headers.get(BYPASS_HEADER, "").lower() in ("1", "true", "yes") or (
+            "no-cache" in request.headers.get("cache-control", "")
+        )
+        context = GraphContext(
+            service=self.service,
+            state=RequestState(
+                bypass_cache=bypass,
+                credentials=caller_credentials(request.headers) if self.forward_credentials else {},
+            ),
+            request=request,
+            response=response,
+        )
+        request.state.graph_context = context
+        response.graphql_media_type = GRAPHQL_RESPONSE if wants_graphql_response(request) else JSON
+        return context
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> Any:  # type: ignore[override]
+        data = await super().process_result(request, result)
+        context: GraphContext | None = getattr(request.state, "graph_context", None)
+        if context is not None and not context.executed and result.errors:
+            data.pop("data", None)
+            if wants_graphql_response(request):
+                context.response.status_code = 400
+        return data
+
+    def create_response(self, response_data: Any, sub_response: Response) -> Response:  # type: ignore[override]
+        response = Response(
+            self.encode_json(response_data),
+            status_code=sub_response.status_code or 200,
+            media_type=getattr(sub_response, "graphql_media_type", JSON),
+        )
+        response.headers.raw.extend(sub_response.headers.raw)
+        if sub_response.background:
+            response.background = sub_response.background
+        return response

@@ -1,0 +1,120 @@
+"""Shared fixtures: the sandbox and a gateway, each started once, over real loopback HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.app import create_app
+from gateway.cli import demo_settings
+from gateway.config import Settings
+from gateway.core.records import Vendor
+from gateway.sandbox import Sandbox, SandboxOptions
+from gateway.serving import ServerThread
+from tests.redis_server import RedisServer
+
+SANDBOX_SIZE = 120
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Sandbox:
+    return Sandbox(SandboxOptions(size=SANDBOX_SIZE, seed=11))
+
+
+@pytest.fixture(scope="session")
+def sandbox_url(sandbox: Sandbox) -> Iterator[str]:
+    with ServerThread(sandbox.app) as server:
+        yield server.url
+
+
+@pytest.fixture
+def clean_sandbox(sandbox: Sandbox) -> Iterator[Sandbox]:
+    """The sandbox with default knobs and zeroed counters, restored after the test."""
+    sandbox.reset_knobs()
+    sandbox.reset_counters()
+    yield sandbox
+    sandbox.reset_knobs()
+
+
+@pytest.fixture(scope="session")
+def settings(sandbox: Sandbox, sandbox_url: str) -> Settings:
+    return demo_settings(sandbox_url, sandbox)
+
+
+class GatewayClient:
+    """A gateway served over loopback and a client for it."""
+
+    def __init__(self, server: ServerThread) -> None:
+        self.server = server
+        self.url = server.url
+        self.http = httpx.Client(base_url=server.url, timeout=30)
+
+    def query(
+        self, query: str, variables: dict[str, Any] | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        response = self.http.post("/graphql", json={"query": query, "variables": variables},
+                                  **kwargs)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def data(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        body = self.query(query, variables)
+        assert "errors" not in body, body["errors"]
+        data: dict[str, Any] = body["data"]
+        return data
+
+    def close(self) -> None:
+        self.http.close()
+        self.server.stop()
+
+
+GatewayFactory = Callable[..., GatewayClient]
+
+
+@pytest.fixture(scope="session")
+def make_gateway(settings: Settings) -> Iterator[GatewayFactory]:
+    """Start a fresh gateway (its own empty cache), optionally with changed settings."""
+    started: list[GatewayClient] = []
+
+    def make(**changes: Any) -> GatewayClient:
+        client = GatewayClient(ServerThread(create_app(replace(settings, **changes))).start())
+        started.append(client)
+        return client
+
+    yield make
+    for client in started:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def gateway(make_gateway: GatewayFactory) -> GatewayClient:
+    """One long-lived gateway for read-only tests that do not count upstream calls."""
+    return make_gateway()
+
+
+def vendor_settings(settings: Settings, vendor: Vendor, **changes: Any) -> Settings:
+    vendors = dict(settings.vendors)
+    vendors[vendor] = replace(vendors[vendor], **changes)
+    return replace(settings, vendors=vendors)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """A running, empty Redis."""
+    if redis_server.process is None:
+        redis_server.start()
+    redis_server.flush()
+    return redis_server.url

@@ -1,0 +1,50 @@
+"""Mutation.updateTracker: a PUT to Agentex, never contradicted by the cache afterwards."""
+
+from __future__ import annotations
+
+from tests.conftest import GatewayFactory
+
+TRACKERS = "{ trackers(first: 5) { nodes { id nativeId status vendorStatus statusReason lastProcessedEventId } } }"
+UPDATE = """
+mutation($input: UpdateTrackerInput!) {
+  updateTracker(input: $input) { id vendorStatus status statusReason lastProcessedEventId }
+}
+"""
+
+
+def test_update_changes_status_and_later_reads_show_it(make_gateway: GatewayFactory) -> None:
+    gateway = make_gateway()
+    tracker = gateway.data(TRACKERS)["trackers"]["nodes"][0]
+    gateway.data(TRACKERS)  # now cached
+    updated = gateway.data(UPDATE, {"input": {"id": tracker["id"], "status": "cancelled"}})
+    result = updated["updateTracker"]
+    assert result["vendorStatus"] == "cancelled" and result["status"] == "CANCELLED"
+    # statusReason was not sent by the client: it keeps its value (the upstream would null it).
+    assert result["statusReason"] == tracker["statusReason"]
+    again = gateway.data(
+        "query($id: ID!) { node(id: $id) { ... on Tracker { vendorStatus statusReason } } }",
+        {"id": tracker["id"]},
+    )
+    assert again["node"] == {"vendorStatus": "cancelled", "statusReason": tracker["statusReason"]}
+    listed = {t["id"]: t for t in gateway.data(TRACKERS)["trackers"]["nodes"]}
+    if tracker["id"] in listed:
+        assert listed[tracker["id"]]["vendorStatus"] == "cancelled"
+
+
+def test_explicit_null_clears_a_field(make_gateway: GatewayFactory) -> None:
+    gateway = make_gateway()
+    tracker = gateway.data(TRACKERS)["trackers"]["nodes"][1]
+    result = gateway.data(
+        UPDATE, {"input": {"id": tracker["id"], "statusReason": None}}
+    )["updateTracker"]
+    assert result["statusReason"] is None
+    assert result["vendorStatus"] == tracker["vendorStatus"]
+
+
+def test_update_of_a_task_id_or_unknown_tracker_is_refused(make_gateway: GatewayFactory) -> None:
+    gateway = make_gateway()
+    task = gateway.data("{ tasks(first: 1, filter: {vendors: [XPANDER]}) { nodes { id } } }")
+    body = gateway.query(UPDATE, {"input": {"id": task["tasks"]["nodes"][0]["id"], "status": "x"}})
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    body = gateway.query(UPDATE, {"input": {"id": "garbage", "status": "x"}})
+    assert body["errors"][0]["extensions"]["code"] == "INVALID_ID"
