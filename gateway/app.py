@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import httpx
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -20,7 +22,11 @@ from gateway.core.upstream import Upstream, VendorRuntime
 from gateway.graph.schema import build_schema
 from gateway.vendors.base import VendorSettings
 from gateway.vendors.registry import connector_for
+from gateway.web.auth import ClientAuthMiddleware
+from gateway.web.export import export_routes
 from gateway.web.graphql import GraphQLView
+from gateway.web.limits import BodySizeLimitMiddleware, RateLimitMiddleware
+from gateway.web.persisted import PersistedQueries, load_manifest
 
 DEFAULT_POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 USER_AGENT = "task-gateway/0.1"
@@ -82,13 +88,18 @@ def vendor_settings(config: VendorConfig) -> VendorSettings:
 
 def create_app(settings: Settings) -> Starlette:
     gateway = build_gateway(settings)
-    schema = build_schema(introspection=settings.introspection)
+    schema = build_schema(settings.limits)
     view = GraphQLView(
         gateway.service,
         schema=schema,
         graphql_ide="graphiql" if settings.graphiql else None,
         graphiql_query=settings.example_query,
         forward_credentials=settings.forward_vendor_credentials,
+        request_deadline=settings.request_deadline,
+        persisted=PersistedQueries(
+            gateway.service.upstream.cache,
+            load_manifest(settings.persisted_queries) if settings.persisted_queries else None,
+        ),
     )
 
     async def healthz(request: Request) -> JSONResponse:
@@ -99,11 +110,34 @@ def create_app(settings: Settings) -> Starlette:
         yield
         await gateway.aclose()
 
+    middleware = [Middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)]
+    if settings.cors_origins:
+        # Outside auth, so a browser's preflight (which carries no key) is answered.
+        middleware.insert(
+            0,
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_methods=["GET", "POST"],
+                allow_headers=["*"],
+                max_age=600,
+            ),
+        )
+    if not settings.open_access:
+        middleware.append(Middleware(ClientAuthMiddleware, keys=settings.api_keys))
+    if settings.rate_per_second > 0:
+        middleware.append(
+            Middleware(
+                RateLimitMiddleware, rate=settings.rate_per_second, burst=settings.rate_burst
+            )
+        )
     app = Starlette(
         routes=[
             Route("/graphql", view, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            *export_routes(gateway.service),
         ],
+        middleware=middleware,
         lifespan=lifespan,
     )
     app.state.gateway = gateway

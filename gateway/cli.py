@@ -79,8 +79,12 @@ def _sandbox_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jitter-ms", type=float, default=0.0, help="added random latency")
     parser.add_argument("--error-rate", type=float, default=0.0, help="share of failed calls")
     parser.add_argument("--error-status", type=int, default=500, help="status of those")
-    parser.add_argument("--progress-seconds", type=float, default=None,
-                        help="move live tasks on (pending, running, completed) this often")
+    parser.add_argument(
+        "--progress-seconds",
+        type=float,
+        default=None,
+        help="move live tasks on (pending, running, completed) this often",
+    )
 
 
 def _make_sandbox(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -88,9 +92,13 @@ def _make_sandbox(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
     return Sandbox(
         SandboxOptions(
-            size=args.size, seed=args.seed, latency_ms=args.latency_ms,
-            jitter_ms=args.jitter_ms, error_rate=args.error_rate,
-            error_status=args.error_status, progress_seconds=args.progress_seconds,
+            size=args.size,
+            seed=args.seed,
+            latency_ms=args.latency_ms,
+            jitter_ms=args.jitter_ms,
+            error_rate=args.error_rate,
+            error_status=args.error_status,
+            progress_seconds=args.progress_seconds,
         )
     )
 
@@ -118,9 +126,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 def demo_settings(sandbox_url: str, sandbox: object) -> Settings:
     """Settings for the embedded sandbox: every vendor on, the sandbox's agents and keys."""
-    from gateway.sandbox import SANDBOX_CREDENTIALS
-
     from gateway.config import CREDENTIAL_STYLE
+    from gateway.sandbox import SANDBOX_CREDENTIALS
     from gateway.vendors.base import Credentials
 
     vendors = {}
@@ -134,7 +141,9 @@ def demo_settings(sandbox_url: str, sandbox: object) -> Settings:
             credentials=Credentials(secret, header, scheme) if secret else None,
             agents=tuple(sandbox.agents(vendor)),  # type: ignore[attr-defined]
         )
-    return Settings(vendors=vendors, example_query=EXAMPLE_QUERY)
+    return Settings(
+        vendors=vendors, example_query=EXAMPLE_QUERY, open_access=True, rate_per_second=0
+    )
 
 
 async def _demo(args: argparse.Namespace) -> None:

@@ -23,7 +23,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gateway.core.records import TaskStatus, Vendor
+from gateway.graph.schema import QueryLimits
 from gateway.vendors.base import Credentials
+from gateway.web.limits import DEFAULT_BURST, DEFAULT_MAX_BODY_BYTES, DEFAULT_RATE_PER_SECOND
 
 ENV_PREFIX = "TASK_GATEWAY_"
 DEFAULT_TIMEOUT_SECONDS = 10.0
@@ -32,6 +34,7 @@ DEFAULT_FIRST_PAGE_TTL_SECONDS = 10.0
 DEFAULT_CACHE_MAX_ENTRIES = 20_000
 DEFAULT_STALE_IF_ERROR_SECONDS = 300.0
 DEFAULT_MAX_FIRST = 100
+DEFAULT_REQUEST_DEADLINE_SECONDS = 15.0
 
 # How each vendor expects its key; Agentex has no auth in its spec, deployments add one.
 CREDENTIAL_STYLE: dict[Vendor, tuple[str, str | None]] = {
@@ -68,10 +71,20 @@ class Settings:
     cache_max_entries: int = DEFAULT_CACHE_MAX_ENTRIES
     stale_if_error: float = DEFAULT_STALE_IF_ERROR_SECONDS
     forward_vendor_credentials: bool = False
+    api_keys: tuple[str, ...] = ()
+    open_access: bool = False
+    """No client key needed: the demo's default, never ``serve``'s unless configured."""
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    rate_per_second: float = DEFAULT_RATE_PER_SECOND
+    rate_burst: int = DEFAULT_BURST
     max_first: int = DEFAULT_MAX_FIRST
     graphiql: bool = True
-    introspection: bool = True
     example_query: str | None = None
+    limits: QueryLimits = field(default_factory=QueryLimits)
+    request_deadline: float = DEFAULT_REQUEST_DEADLINE_SECONDS
+    cors_origins: tuple[str, ...] = ()
+    persisted_queries: str | None = None
+    """An allow-list manifest: when set, only its documents run (APQ is always on)."""
 
     @property
     def enabled(self) -> list[VendorConfig]:
@@ -94,7 +107,7 @@ def load_settings(path: str | Path | None, env: Mapping[str, str] | None = None)
 
 
 def parse_settings(data: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
-    unknown = set(data) - {"cache", "vendors", "graphql", "auth"}
+    unknown = set(data) - {"cache", "vendors", "graphql", "auth", "limits", "cors"}
     if unknown:
         raise ConfigError(f"{sorted(unknown)[0]}: unknown section")
     raw_vendors = _table(data, "vendors")
@@ -106,6 +119,19 @@ def parse_settings(data: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
     cache = _table(data, "cache")
     graphql = _table(data, "graphql")
     auth = _table(data, "auth")
+    limits = _table(data, "limits")
+    keys_env = env.get(f"{ENV_PREFIX}API_KEYS")
+    api_keys = tuple(
+        k.strip()
+        for k in (keys_env.split(",") if keys_env else auth.get("api_keys", ()))
+        if str(k).strip()
+    )
+    open_access = bool(auth.get("open", False))
+    if not api_keys and not open_access:
+        raise ConfigError(
+            f"auth.api_keys: no client key configured (set {ENV_PREFIX}API_KEYS, or "
+            "auth.open = true to serve without authentication)"
+        )
     cache_url = env.get(f"{ENV_PREFIX}CACHE_URL") or cache.get("url")
     if cache_url is not None:
         scheme = urlsplit(str(cache_url)).scheme
@@ -114,14 +140,28 @@ def parse_settings(data: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
     return Settings(
         vendors=vendors,
         cache_url=cache_url,
-        cache_max_entries=int(
-            _number(cache, "max_entries", DEFAULT_CACHE_MAX_ENTRIES, "cache.")
-        ),
+        cache_max_entries=int(_number(cache, "max_entries", DEFAULT_CACHE_MAX_ENTRIES, "cache.")),
         stale_if_error=_number(cache, "stale_if_error", DEFAULT_STALE_IF_ERROR_SECONDS, "cache."),
         forward_vendor_credentials=bool(auth.get("forward_vendor_credentials", False)),
+        api_keys=api_keys,
+        open_access=open_access,
+        max_body_bytes=int(_number(limits, "max_body_bytes", DEFAULT_MAX_BODY_BYTES, "limits.")),
+        rate_per_second=_number(limits, "rate_per_second", DEFAULT_RATE_PER_SECOND, "limits."),
+        rate_burst=int(_number(limits, "rate_burst", DEFAULT_BURST, "limits.")),
         max_first=int(_number(graphql, "max_first", DEFAULT_MAX_FIRST, "graphql.")),
         graphiql=bool(graphql.get("graphiql", True)),
-        introspection=bool(graphql.get("introspection", True)),
+        limits=QueryLimits(
+            max_depth=int(_number(graphql, "max_depth", QueryLimits.max_depth, "graphql.")),
+            max_aliases=int(_number(graphql, "max_aliases", QueryLimits.max_aliases, "graphql.")),
+            max_tokens=int(_number(graphql, "max_tokens", QueryLimits.max_tokens, "graphql.")),
+            max_cost=int(_number(graphql, "max_cost", QueryLimits.max_cost, "graphql.")),
+            introspection=bool(graphql.get("introspection", True)),
+        ),
+        request_deadline=_number(
+            graphql, "request_deadline", DEFAULT_REQUEST_DEADLINE_SECONDS, "graphql."
+        ),
+        cors_origins=tuple(str(o) for o in _list(data.get("cors", {}), "origins", "cors.")),
+        persisted_queries=_manifest(graphql.get("persisted_queries")),
     )
 
 
@@ -137,8 +177,10 @@ def _vendor(vendor: Vendor, raw: Mapping[str, Any], env: Mapping[str, str]) -> V
     scheme = raw.get("api_key_scheme", scheme) or None
     credentials = Credentials(str(secret), header, scheme) if secret else None
     agents_raw = env.get(f"{prefix}AGENTS")
-    agents = tuple(a.strip() for a in agents_raw.split(",") if a.strip()) if agents_raw else tuple(
-        str(a) for a in raw.get("agents", ())
+    agents = (
+        tuple(a.strip() for a in agents_raw.split(",") if a.strip())
+        if agents_raw
+        else tuple(str(a) for a in raw.get("agents", ()))
     )
     status_map: dict[str, TaskStatus] = {}
     for value, shared in _table(raw, "status_map", where + ".").items():
@@ -159,7 +201,9 @@ def _vendor(vendor: Vendor, raw: Mapping[str, Any], env: Mapping[str, str]) -> V
         if vendor in KEY_REQUIRED and credentials is None:
             raise ConfigError(f"{where}.api_key: missing (set {prefix}API_KEY)")
         if vendor in PER_AGENT and not agents:
-            raise ConfigError(f"{where}.agents: {vendor.value} lists tasks per agent; name at least one")
+            raise ConfigError(
+                f"{where}.agents: {vendor.value} lists tasks per agent; name at least one"
+            )
     return VendorConfig(
         vendor=vendor,
         enabled=enabled,
@@ -169,12 +213,31 @@ def _vendor(vendor: Vendor, raw: Mapping[str, Any], env: Mapping[str, str]) -> V
         timeout=_number(raw, "timeout", DEFAULT_TIMEOUT_SECONDS, where + "."),
         cache_ttl=_number(raw, "cache_ttl", DEFAULT_CACHE_TTL_SECONDS, where + "."),
         first_page_ttl=_number(
-            raw, "first_page_ttl", min(DEFAULT_FIRST_PAGE_TTL_SECONDS,
-                                       _number(raw, "cache_ttl", DEFAULT_CACHE_TTL_SECONDS, where + ".")),
+            raw,
+            "first_page_ttl",
+            min(
+                DEFAULT_FIRST_PAGE_TTL_SECONDS,
+                _number(raw, "cache_ttl", DEFAULT_CACHE_TTL_SECONDS, where + "."),
+            ),
             where + ".",
         ),
         status_map=status_map,
     )
+
+
+def _list(data: Mapping[str, Any], name: str, where: str) -> list[Any]:
+    value = data.get(name, [])
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}{name}: must be a list")
+    return value
+
+
+def _manifest(path: Any) -> str | None:
+    if path is None:
+        return None
+    if not Path(str(path)).is_file():
+        raise ConfigError(f"graphql.persisted_queries: file {str(path)!r} not found")
+    return str(path)
 
 
 def _table(data: Mapping[str, Any], name: str, where: str = "") -> Mapping[str, Any]:

@@ -56,8 +56,9 @@ class GatewayClient:
     def query(
         self, query: str, variables: dict[str, Any] | None = None, **kwargs: Any
     ) -> dict[str, Any]:
-        response = self.http.post("/graphql", json={"query": query, "variables": variables},
-                                  **kwargs)
+        response = self.http.post(
+            "/graphql", json={"query": query, "variables": variables}, **kwargs
+        )
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
         return body

@@ -16,7 +16,12 @@ def test_schema_file_is_what_the_code_serves() -> None:
 
 
 def test_every_field_argument_and_enum_value_is_described() -> None:
-    from graphql import GraphQLEnumType, GraphQLInputObjectType, GraphQLObjectType, GraphQLInterfaceType
+    from graphql import (
+        GraphQLEnumType,
+        GraphQLInputObjectType,
+        GraphQLInterfaceType,
+        GraphQLObjectType,
+    )
 
     from gateway.graph.schema import build_schema
 

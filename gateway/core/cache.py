@@ -20,13 +20,13 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from aiocache import Cache
 from aiocache.base import BaseCache
 from aiocache.serializers import PickleSerializer
 
-from gateway.core.errors import UpstreamError
+from gateway.core.errors import BadInputError, UpstreamError
 from gateway.core.memory import DEFAULT_MAX_ENTRIES, BoundedMemoryCache
 from gateway.core.records import Vendor
 from gateway.vendors.base import SourcePage
@@ -34,6 +34,8 @@ from gateway.vendors.base import SourcePage
 logger = logging.getLogger("gateway.cache")
 
 KEY_PREFIX = "tg:v1"
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600.0
+T = TypeVar("T")
 DEFAULT_LOCK_SECONDS = 5.0
 LOCK_POLL_SECONDS = 0.02
 
@@ -94,15 +96,21 @@ class PageCache:
         self.clock = clock
         self._inflight: dict[str, asyncio.Future[PageResult]] = {}
         self._degraded = False
+        self._idem_locks: dict[str, asyncio.Lock] = {}
         self.stats: dict[str, int] = {
-            "hits": 0, "misses": 0, "stale": 0, "joins": 0, "remote_joins": 0, "errors": 0,
+            "hits": 0,
+            "misses": 0,
+            "stale": 0,
+            "joins": 0,
+            "remote_joins": 0,
+            "errors": 0,
         }
 
     # -- backend access that never raises -------------------------------------------------
     async def _call(self, op: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
         try:
             result = await op(*args, **kwargs)
-        except (OSError, asyncio.TimeoutError, ConnectionError, pickle.PickleError) as exc:
+        except (TimeoutError, OSError, ConnectionError, pickle.PickleError) as exc:
             self._mark_degraded(exc)
             return None
         except Exception as exc:  # redis raises its own tree; all mean "no cache now"
@@ -119,8 +127,10 @@ class PageCache:
         self.stats["errors"] += 1
         if not self._degraded:
             self._degraded = True
-            logger.warning("cache backend failed (%s); serving without cache until it returns",
-                           type(exc).__name__)
+            logger.warning(
+                "cache backend failed (%s); serving without cache until it returns",
+                type(exc).__name__,
+            )
 
     @property
     def degraded(self) -> bool:
@@ -138,11 +148,8 @@ class PageCache:
         return int(value) if value is not None else 0
 
     async def bump_generation(self, vendor: Vendor) -> None:
-        """Make every cached page of ``vendor`` unreachable, in every replica sharing the backend."""
+        """Make every cached page of ``vendor`` unreachable, in every replica sharing it."""
         await self._call(self.backend.increment, f"{KEY_PREFIX}:gen:{vendor.value}", 1)
-        for key, future in list(self._inflight.items()):
-            if key.startswith(f"{KEY_PREFIX}:{vendor.value}:") and future.done():
-                self._inflight.pop(key, None)
 
     @staticmethod
     def page_key(vendor: Vendor, generation: int, credential: str, request: str) -> str:
@@ -157,6 +164,7 @@ class PageCache:
         *,
         ttl: float,
         bypass: bool = False,
+        store: bool = True,
     ) -> PageResult:
         entry: CachedPage | None = None
         if not bypass and ttl > 0:
@@ -167,11 +175,23 @@ class PageCache:
         joined = self._inflight.get(key)
         if joined is not None:
             self.stats["joins"] += 1
-            return await asyncio.shield(joined)
+            try:
+                return await asyncio.shield(joined)
+            except asyncio.CancelledError:
+                # The owner gave up (its request's deadline); we were not cancelled
+                # ourselves, so fetch on our own account.
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise
         future: asyncio.Future[PageResult] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            result = await self._fetch(key, fetch, ttl=ttl, entry=entry, bypass=bypass)
+            result = await self._fetch(
+                key, fetch, ttl=ttl if store else 0, entry=entry, bypass=bypass
+            )
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
         except BaseException as exc:
             if not future.done():
                 future.set_exception(exc)
@@ -216,7 +236,7 @@ class PageCache:
             if locked:
                 await self._call(self.backend.delete, lock_key)
         now = self.clock()
-        if ttl > 0 or self.stale_if_error > 0:
+        if ttl > 0:
             cached = CachedPage(page, now, now + ttl)
             await self._call(
                 self.backend.set, key, cached, ttl=max(1, round(ttl + self.stale_if_error))
@@ -244,6 +264,35 @@ class PageCache:
             if not await self._call(self.backend.exists, f"{key}:lock"):
                 return None
         return None
+
+    # -- idempotent writes ----------------------------------------------------------------
+    async def idempotent(
+        self,
+        idempotency_key: str,
+        request: str,
+        write: Callable[[], Awaitable[T]],
+        ttl: float = IDEMPOTENCY_TTL_SECONDS,
+    ) -> T:
+        """Run ``write`` once per key: a repeat (also from another replica) gets the stored
+        result. The same key with a different request is refused, as Stripe does."""
+        digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+        key = f"{KEY_PREFIX}:idem:{digest}"
+        request_digest = hashlib.sha256(request.encode()).hexdigest()
+        lock = self._idem_locks.setdefault(key, asyncio.Lock())
+        try:
+            async with lock:
+                stored = await self._call(self.backend.get, key)
+                if stored is not None:
+                    stored_request, result = stored
+                    if stored_request != request_digest:
+                        raise BadInputError("this idempotency key was used for a different request")
+                    return result  # type: ignore[no-any-return]
+                result = await write()
+                await self._call(self.backend.set, key, (request_digest, result), ttl=round(ttl))
+                return result
+        finally:
+            if not lock.locked():
+                self._idem_locks.pop(key, None)
 
     async def close(self) -> None:
         await self._call(self.backend.close)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from gateway.core.errors import UpstreamError
@@ -27,8 +28,15 @@ class RequestState:
 
     credentials: dict[Vendor, Credentials] = field(default_factory=dict)
     bypass_cache: bool = False
+    cache_store: bool = True
+    """False for bulk reads (exports) that would only push everything else out of the cache."""
     generations: dict[Vendor, int] = field(default_factory=dict)
     parts: dict[Vendor, VendorPart] = field(default_factory=dict)
+    deadline: float | None = None
+    """``time.monotonic()`` by which every upstream call of this request must be done."""
+
+    def remaining(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
 
     def part(self, vendor: Vendor) -> VendorPart:
         part = self.parts.get(vendor)

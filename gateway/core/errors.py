@@ -68,7 +68,11 @@ class UpstreamRateLimitedError(UpstreamError):
     code = "UPSTREAM_RATE_LIMITED"
 
     def __init__(
-        self, vendor: Vendor, message: str, *, status: int | None = 429,
+        self,
+        vendor: Vendor,
+        message: str,
+        *,
+        status: int | None = 429,
         retry_after: float | None = None,
     ) -> None:
         super().__init__(vendor, message, status=status)

@@ -17,8 +17,9 @@ class BoundedMemoryCache(SimpleMemoryCache):  # type: ignore[misc]
         super().__init__(**kwargs)
         self.max_entries = max_entries
 
-    async def _set(self, key: str, value: Any, ttl: Any = None, _cas_token: Any = None,
-                   _conn: Any = None) -> Any:
+    async def _set(
+        self, key: str, value: Any, ttl: Any = None, _cas_token: Any = None, _conn: Any = None
+    ) -> Any:
         self._cache.pop(key, None)  # re-insert at the end: dict order is write order
         result = await super()._set(key, value, ttl=ttl, _cas_token=_cas_token, _conn=_conn)
         while len(self._cache) > self.max_entries:

@@ -68,26 +68,34 @@ class Reader:
     def pop(self) -> TaskRecord:
         record = self.records[self.index]  # type: ignore[index]
         self.index += 1
+        self._settle()
         return record
 
     @property
     def needs_fill(self) -> bool:
         return not self.done and not self.failed and self.head() is None
 
+    def _settle(self) -> bool:
+        """Skip the buffered tasks that do not match; True once a head is ready or nothing
+        further can match, False when the buffer ran out."""
+        assert self.records is not None
+        while self.index < len(self.records):
+            record = self.records[self.index]
+            if self._past_range(record):
+                self.done = True
+                return True
+            if self.query.matches(record):
+                return True
+            self.index += 1
+        return False
+
     async def fill(self) -> None:
         """Make ``head()`` the next matching task, reading pages as needed."""
         while not self.done:
             if self.records is None:
                 await self._load()
-            assert self.records is not None
-            while self.index < len(self.records):
-                record = self.records[self.index]
-                if self._past_range(record):
-                    self.done = True
-                    return
-                if self.query.matches(record):
-                    return
-                self.index += 1
+            if self._settle():
+                return
             if self.source.ordered and self.next_token is not None:
                 self.token, self.index, self.records = self.next_token, 0, None
             else:
@@ -159,7 +167,9 @@ class MergedPage:
     fingerprint: str
 
     def cursor(self, item: MergedItem) -> str:
-        return encode_cursor(self.fingerprint, dict(zip(self.source_keys, item.positions, strict=True)))
+        return encode_cursor(
+            self.fingerprint, dict(zip(self.source_keys, item.positions, strict=True))
+        )
 
 
 async def fill_all(readers: Sequence[Reader], state: RequestState) -> None:

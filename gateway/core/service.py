@@ -7,7 +7,7 @@ counts, finds single tasks by id and writes trackers. It knows nothing of GraphQ
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 
 from gateway.core.context import RequestState
@@ -15,10 +15,19 @@ from gateway.core.cursor import Positions, decode_cursor, short_hash
 from gateway.core.errors import BadInputError, NotFoundError, UpstreamError
 from gateway.core.ids import TASK, TRACKER, decode_id
 from gateway.core.merge import MergedPage, Reader, merge_page, positions_for
-from gateway.core.records import TaskRecord, TrackerRecord, Vendor
+from gateway.core.records import (
+    Direction,
+    Order,
+    OrderField,
+    TaskRecord,
+    TrackerRecord,
+    Vendor,
+)
 from gateway.core.upstream import Upstream
 from gateway.vendors.base import ListQuery, Source
 
+CREATED_FIRST = Order(OrderField.CREATED_AT, Direction.DESC)
+"""The order every vendor streams: reads whole listings without sorting any of them."""
 MAX_FIRST = 100
 DEFAULT_FIRST = 20
 EXPORT_BATCH = 500
@@ -61,7 +70,9 @@ class TaskService:
             raise BadInputError(f"`first` must be between 0 and {self.max_first}, got {first}")
         return first
 
-    def _readers(self, plan: Plan, positions: Positions | None, state: RequestState) -> list[Reader]:
+    def _readers(
+        self, plan: Plan, positions: Positions | None, state: RequestState
+    ) -> list[Reader]:
         starts = positions_for(plan.keys, positions)
         return [
             Reader(source, plan.query, start, self.upstream.fetch_page, state)
@@ -145,17 +156,28 @@ class TaskService:
             raise errors[0]
         return page.items[0].record if page.items else None
 
-    async def subtasks(self, parent: TaskRecord, state: RequestState) -> list[TaskRecord]:
-        if parent.vendor is not Vendor.XPANDER:
-            return []
-        plan = self.plan(ListQuery(parent_task_id=parent.native_id), [Vendor.XPANDER])
-        readers = self._readers(plan, None, state)
-        records: list[TaskRecord] = []
-        while True:
-            page = await merge_page(readers, plan.keys, plan.fingerprint, self.max_first, state)
-            records.extend(item.record for item in page.items)
-            if not page.has_next_page:
-                return records
+    async def subtasks(
+        self, parents: Sequence[TaskRecord], state: RequestState
+    ) -> list[list[TaskRecord]]:
+        """The sub-tasks of each parent (xpander only). One parent: pushed down as
+        ``parent_task_id`` to every agent. A batch: every agent's listing read once (the same
+        cached pages the listings and parent lookups use) and grouped, so a page of tasks
+        costs one read per agent, not one call per task and agent."""
+        wanted = [p for p in parents if p.vendor is Vendor.XPANDER]
+        if not wanted:
+            return [[] for _ in parents]
+        if len(wanted) == 1:
+            query = ListQuery(parent_task_id=wanted[0].native_id, order=CREATED_FIRST)
+        else:
+            query = ListQuery(order=CREATED_FIRST)
+        plan = self.plan(query, [Vendor.XPANDER])
+        children: dict[str, list[TaskRecord]] = {}
+        async for record in self.stream(plan, state):
+            if record.parent_native_id is not None:
+                children.setdefault(record.parent_native_id, []).append(record)
+        return [
+            children.get(p.native_id, []) if p.vendor is Vendor.XPANDER else [] for p in parents
+        ]
 
     async def parent(self, task: TaskRecord, state: RequestState) -> TaskRecord | None:
         if task.parent_native_id is None:
@@ -174,10 +196,47 @@ class TaskService:
         status_reason: str | None = None,
         last_processed_event_id: str | None = None,
         fields: frozenset[str],
+        idempotency_key: str | None = None,
     ) -> TrackerRecord:
         """PUT a tracker. The upstream overwrites ``status`` and ``status_reason`` with what
         it is sent, so fields the caller left out are filled from the tracker's current,
-        uncached value first; afterwards every cached Agentex page is dropped."""
+        uncached value first; afterwards every cached Agentex page is dropped.
+
+        With an ``idempotency_key``, a repeat of a request that succeeded gets the first
+        answer back (for a day) instead of writing again."""
+        if idempotency_key is None:
+            return await self._update_tracker(
+                tracker_id,
+                state,
+                status=status,
+                status_reason=status_reason,
+                last_processed_event_id=last_processed_event_id,
+                fields=fields,
+            )
+        request = repr((tracker_id, status, status_reason, last_processed_event_id, sorted(fields)))
+        return await self.upstream.cache.idempotent(
+            idempotency_key,
+            request,
+            lambda: self._update_tracker(
+                tracker_id,
+                state,
+                status=status,
+                status_reason=status_reason,
+                last_processed_event_id=last_processed_event_id,
+                fields=fields,
+            ),
+        )
+
+    async def _update_tracker(
+        self,
+        tracker_id: str,
+        state: RequestState,
+        *,
+        status: str | None,
+        status_reason: str | None,
+        last_processed_event_id: str | None,
+        fields: frozenset[str],
+    ) -> TrackerRecord:
         node = decode_id(tracker_id)
         if node.kind != TRACKER or node.vendor is not Vendor.AGENTEX or len(node.parts) != 3:
             raise BadInputError("`id` must be the id of a Tracker")
@@ -208,4 +267,3 @@ class TaskService:
             await self.upstream.cache.bump_generation(Vendor.AGENTEX)
         state.generations.pop(Vendor.AGENTEX, None)
         return updated
-

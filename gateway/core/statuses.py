@@ -55,9 +55,7 @@ def map_status(table: Mapping[str, TaskStatus], value: str | None) -> TaskStatus
     return table.get(value.strip().lower(), S.UNKNOWN)
 
 
-def vendor_values(
-    table: Mapping[str, TaskStatus], statuses: Iterable[TaskStatus]
-) -> list[str]:
+def vendor_values(table: Mapping[str, TaskStatus], statuses: Iterable[TaskStatus]) -> list[str]:
     """The vendor values that map to any of ``statuses``, in table order (for push-down)."""
     wanted = set(statuses)
     return [value for value, status in table.items() if status in wanted]

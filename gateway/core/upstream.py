@@ -2,29 +2,37 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway.core.cache import PageCache, fingerprint
 from gateway.core.context import RequestState
-from gateway.core.errors import UpstreamError
+from gateway.core.errors import UpstreamError, UpstreamTimeoutError
 from gateway.core.health import VendorHealth
 from gateway.core.records import Vendor
+from gateway.core.resilience import CircuitBreaker, RetryPolicy
 from gateway.vendors.base import Connector, Credentials, PageToken, Source, SourcePage
 
 DEFAULT_TTL_SECONDS = 30.0
 DEFAULT_FIRST_PAGE_TTL_SECONDS = 10.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class VendorRuntime:
-    """A connector and its cache policy. A listing's first page is where new and changed
-    tasks show up first, so it gets its own, usually shorter, TTL."""
+    """A connector with its cache and failure policies. A listing's first page is where new
+    and changed tasks show up first, so it gets its own, usually shorter, TTL."""
 
     connector: Connector
     ttl: float = DEFAULT_TTL_SECONDS
     first_page_ttl: float = DEFAULT_FIRST_PAGE_TTL_SECONDS
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    breaker: CircuitBreaker | None = None
+
+    def __post_init__(self) -> None:
+        if self.breaker is None:
+            self.breaker = CircuitBreaker(self.connector.vendor)
 
 
 class Upstream:
@@ -48,9 +56,7 @@ class Upstream:
             state.generations[vendor] = await self.cache.generation(vendor)
         return state.generations[vendor]
 
-    async def fetch_page(
-        self, source: Source, token: PageToken, state: RequestState
-    ) -> SourcePage:
+    async def fetch_page(self, source: Source, token: PageToken, state: RequestState) -> SourcePage:
         """One page of ``source``, from cache when fresh; records how the vendor's part went."""
         vendor = source.vendor
         runtime = self.vendors[vendor]
@@ -64,10 +70,14 @@ class Upstream:
         health = self.health[vendor]
         part = state.part(vendor)
 
+        async def attempt() -> SourcePage:
+            return await runtime.connector.fetch_page(source, token, state.credentials.get(vendor))
+
         async def fetch() -> SourcePage:
             started = time.perf_counter()
+            assert runtime.breaker is not None
             try:
-                page = await runtime.connector.fetch_page(source, token, state.credentials.get(vendor))
+                page = await runtime.breaker.call(lambda: runtime.retry.run(attempt))
             except UpstreamError as exc:
                 health.record_failure(exc.code, time.perf_counter() - started)
                 raise
@@ -78,12 +88,24 @@ class Upstream:
                     health.unknown_statuses[record.vendor_status or "null"] += 1
             return page
 
-        result = await self.cache.get_or_fetch(
-            key,
-            fetch,
-            ttl=runtime.first_page_ttl if token is None else runtime.ttl,
-            bypass=state.bypass_cache,
-        )
+        remaining = state.remaining()
+        try:
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError
+            async with asyncio.timeout(remaining):
+                result = await self.cache.get_or_fetch(
+                    key,
+                    fetch,
+                    ttl=runtime.first_page_ttl if token is None else runtime.ttl,
+                    bypass=state.bypass_cache,
+                    store=state.cache_store,
+                )
+        except TimeoutError:
+            error = UpstreamTimeoutError(
+                vendor, f"{vendor.value} did not answer within the request's deadline"
+            )
+            health.record_failure(error.code, 0.0)
+            raise error from None
         part.calls += 1
         if result.from_cache:
             health.cache_hits += 1

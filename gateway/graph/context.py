@@ -29,14 +29,10 @@ class GraphContext:
         self.children = DataLoader(self._load_children, cache_key_fn=_record_key)
 
     async def _load_parents(self, tasks: list[TaskRecord]) -> list[TaskRecord | None]:
-        return list(
-            await asyncio.gather(*(self.service.parent(t, self.state) for t in tasks))
-        )
+        return list(await asyncio.gather(*(self.service.parent(t, self.state) for t in tasks)))
 
     async def _load_children(self, tasks: list[TaskRecord]) -> list[list[TaskRecord]]:
-        return list(
-            await asyncio.gather(*(self.service.subtasks(t, self.state) for t in tasks))
-        )
+        return await self.service.subtasks(tasks, self.state)
 
 
 def _record_key(record: TaskRecord) -> str:

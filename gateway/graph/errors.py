@@ -30,6 +30,14 @@ def _extensions(error: GatewayError) -> dict[str, object]:
     return extensions
 
 
+def pre_execution_code(error: GraphQLError) -> str:
+    if error.message.startswith("Syntax Error"):
+        return "GRAPHQL_PARSE_FAILED"
+    if error.nodes:
+        return "GRAPHQL_VALIDATION_FAILED"
+    return "BAD_USER_INPUT"  # a variable that does not fit its type
+
+
 class GatewayErrors(SchemaExtension):
     def on_execute(self) -> Iterator[None]:
         context = self.execution_context.context
@@ -60,6 +68,11 @@ class GatewayErrors(SchemaExtension):
                 )
             )
         result.errors = errors or None
+        if errors and result.data is None and all(e.path is None for e in errors):
+            # Variables are coerced inside "execute", but nothing ran: for GraphQL over
+            # HTTP this is a request that failed before execution.
+            if context is not None and hasattr(context, "executed"):
+                context.executed = False
 
     def _first_field(self) -> list[str | int] | None:
         document = self.execution_context.graphql_document
@@ -78,25 +91,32 @@ class GatewayErrors(SchemaExtension):
         if original is None:
             if error.extensions and "code" in error.extensions:
                 return error
-            code = "GRAPHQL_VALIDATION_FAILED" if error.nodes else "GRAPHQL_PARSE_FAILED"
-            if error.message.startswith("Variable"):
-                code = "BAD_USER_INPUT"
             return GraphQLError(
-                error.message, nodes=error.nodes, source=error.source,
-                positions=error.positions, path=error.path,
-                extensions={**(error.extensions or {}), "code": code},
+                error.message,
+                nodes=error.nodes,
+                source=error.source,
+                positions=error.positions,
+                path=error.path,
+                extensions={**(error.extensions or {}), "code": pre_execution_code(error)},
             )
         if isinstance(original, GatewayError):
             return GraphQLError(
-                original.message, nodes=error.nodes, source=error.source,
-                positions=error.positions, path=error.path, extensions=_extensions(original),
+                original.message,
+                nodes=error.nodes,
+                source=error.source,
+                positions=error.positions,
+                path=error.path,
+                extensions=_extensions(original),
             )
         if isinstance(original, GraphQLError):
             return self._format(original)
         request_id = uuid.uuid4().hex[:16]
         logger.error("unexpected error %s at %s", request_id, error.path, exc_info=original)
         return GraphQLError(
-            "Internal server error", nodes=error.nodes, source=error.source,
-            positions=error.positions, path=error.path,
+            "Internal server error",
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
             extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
         )

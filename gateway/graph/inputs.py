@@ -60,6 +60,11 @@ class UpdateTrackerInput:
         default=strawberry.UNSET,
         description="The last processed event; Agentex refuses one that moves backwards.",
     )
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="Send the same key again (e.g. after a timeout) to get the first answer "
+        "instead of writing twice; kept for a day.",
+    )
 
 
 def _aware(value: datetime | None, name: str) -> datetime | None:
@@ -70,7 +75,9 @@ def _aware(value: datetime | None, name: str) -> datetime | None:
     return value.astimezone(UTC)
 
 
-def to_list_query(filter: TaskFilter | None, order: TaskOrder | None) -> tuple[ListQuery, set[Vendor] | None]:
+def to_list_query(
+    filter: TaskFilter | None, order: TaskOrder | None
+) -> tuple[ListQuery, set[Vendor] | None]:
     """The machinery's query for a GraphQL filter and order, and the vendors asked."""
     f = filter or TaskFilter()
     o = order or TaskOrder()

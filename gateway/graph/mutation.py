@@ -44,4 +44,5 @@ class Mutation:
             status_reason=value(input.status_reason),
             last_processed_event_id=value(input.last_processed_event_id),
             fields=frozenset(given),
+            idempotency_key=input.idempotency_key,
         )

@@ -16,7 +16,6 @@ from gateway.graph.types import (
     TaskEdge,
     TaskType,
     TrackerConnection,
-    TrackerType,
     VendorInfo,
 )
 from gateway.vendors.base import ListQuery
@@ -94,9 +93,7 @@ class Query:
         ] = None,
     ) -> TrackerConnection:
         service = info.context.service
-        query = ListQuery(
-            agent_ids=frozenset([agent_id]) if agent_id else None, native_id=task_id
-        )
+        query = ListQuery(agent_ids=frozenset([agent_id]) if agent_id else None, native_id=task_id)
         plan = service.plan(query, [Vendor.AGENTEX])
         page = await service.page(plan, first, after, info.context.state)
         trackers: list[TrackerRecord] = [

@@ -2,27 +2,68 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
 import strawberry
 from graphql import NoSchemaIntrospectionCustomRule
-from strawberry.extensions import AddValidationRules, SchemaExtension
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
 from strawberry.schema.config import StrawberryConfig
 
+from gateway.graph.cost import DEFAULT_MAX_COST, QueryCostLimiter
 from gateway.graph.errors import GatewayErrors
 from gateway.graph.mutation import Mutation
 from gateway.graph.query import Query
 from gateway.graph.types import TaskType, TrackerType
 
 
-def build_schema(*, introspection: bool = True) -> strawberry.Schema:
-    extensions: list[SchemaExtension | type[SchemaExtension]] = [GatewayErrors]
-    if not introspection:
-        extensions.append(AddValidationRules([NoSchemaIntrospectionCustomRule]))
-    return strawberry.Schema(
+@dataclass(frozen=True)
+class QueryLimits:
+    """What one GraphQL document may ask for (README: "Security and limits")."""
+
+    max_depth: int = 10
+    max_aliases: int = 30
+    max_tokens: int = 2_000
+    max_cost: int = DEFAULT_MAX_COST
+    introspection: bool = True
+    field_suggestions: bool = False
+
+
+class GatewaySchema(strawberry.Schema):
+    def process_errors(self, errors: Any, execution_context: Any = None) -> None:
+        """Strawberry logs every error at ERROR; a bad query is the client's, not ours.
+        ``GatewayErrors`` logs the unexpected ones, with a request id."""
+
+
+def build_schema(limits: QueryLimits | None = None) -> strawberry.Schema:
+    limits = limits or QueryLimits()
+    # Factories: a fresh extension per request (the parser's LRU cache is module-level).
+    extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
+        GatewayErrors,
+        lambda: ParserCache(maxsize=1024),
+        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
+        lambda: QueryDepthLimiter(max_depth=limits.max_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
+        lambda: QueryCostLimiter(max_cost=limits.max_cost),
+    ]
+    if not limits.introspection:
+        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
+    return GatewaySchema(
         query=Query,
         mutation=Mutation,
         types=[TaskType, TrackerType],
         extensions=extensions,
-        config=StrawberryConfig(auto_camel_case=True),
+        config=StrawberryConfig(
+            auto_camel_case=True, disable_field_suggestions=not limits.field_suggestions
+        ),
     )
 
 

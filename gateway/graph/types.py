@@ -12,9 +12,8 @@ from strawberry.scalars import JSON
 from gateway.core.health import VendorHealth
 from gateway.core.merge import MergedItem, MergedPage
 from gateway.core.records import TaskMetrics, TaskRecord, TaskStatus, TrackerRecord, Vendor
-from gateway.graph.enums import TaskStatusEnum, VendorEnum  # noqa: F401  (registers enums)
-
 from gateway.core.service import Plan
+from gateway.graph.enums import TaskStatusEnum, VendorEnum  # noqa: F401  (registers enums)
 
 if TYPE_CHECKING:
     from gateway.graph.context import GraphContext
@@ -29,8 +28,11 @@ class Node:
     id: strawberry.ID = strawberry.field(description="Opaque global id; `Query.node` finds it.")
 
 
-@strawberry.type(name="TaskMetrics", description="Cost and token usage, where the vendor reports "
-                 "them (orq: `metrics` and `state.accumulated_execution_time`).")
+@strawberry.type(
+    name="TaskMetrics",
+    description="Cost and token usage, where the vendor reports "
+    "them (orq: `metrics` and `state.accumulated_execution_time`).",
+)
 class TaskMetricsType:
     input_cost: float | None = strawberry.field(description="Cost of the input tokens.")
     output_cost: float | None = strawberry.field(description="Cost of the output tokens.")
@@ -47,8 +49,10 @@ class TaskMetricsType:
         return isinstance(obj, TaskMetrics)
 
 
-@strawberry.type(name="Tracker", description="An Agentex task tracker: how far an agent got "
-                 "in processing a task's events.")
+@strawberry.type(
+    name="Tracker",
+    description="An Agentex task tracker: how far an agent got in processing a task's events.",
+)
 class TrackerType(Node):
     global_id: strawberry.ID = strawberry.field(name="id", description="Opaque global id.")
     native_id: str = strawberry.field(description="Agentex's tracker id (`id`).")

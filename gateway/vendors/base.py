@@ -9,7 +9,8 @@ that once for every vendor. A fifth vendor is one module with one ``Connector`` 
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -21,6 +22,7 @@ from gateway.core.errors import (
     UpstreamAuthError,
     UpstreamBadResponseError,
     UpstreamError,
+    UpstreamOutcomeUnknownError,
     UpstreamRateLimitedError,
     UpstreamRejectedError,
     UpstreamTimeoutError,
@@ -28,13 +30,21 @@ from gateway.core.errors import (
 )
 from gateway.core.records import Order, TaskRecord, TaskStatus, Vendor
 
+logger = logging.getLogger("gateway.vendors")
+
 PageToken = int | str | None
 """Where a page starts: a page number, an opaque vendor cursor, or None for the first."""
 
 
 FILTER_FIELDS = (
-    "statuses", "agent_ids", "user_id", "parent_task_id", "triggering_agent_id",
-    "updated_after", "updated_before", "native_id",
+    "statuses",
+    "agent_ids",
+    "user_id",
+    "parent_task_id",
+    "triggering_agent_id",
+    "updated_after",
+    "updated_before",
+    "native_id",
 )
 
 
@@ -56,9 +66,7 @@ class ListQuery:
 
     def conditions(self) -> frozenset[str]:
         """The names of the filter fields this query sets."""
-        return frozenset(
-            name for name in FILTER_FIELDS if getattr(self, name) is not None
-        )
+        return frozenset(name for name in FILTER_FIELDS if getattr(self, name) is not None)
 
     def matches(self, record: TaskRecord) -> bool:
         if self.statuses is not None and record.status not in self.statuses:
@@ -166,6 +174,16 @@ class Connector(abc.ABC):
     ) -> SourcePage:
         """Fetch and normalize one page of ``source`` starting at ``token``."""
 
+    def agents_for(self, query: ListQuery) -> list[str]:
+        """The agents to list for a per-agent vendor: the configured ones, narrowed by the
+        query's ``agentIds`` (or those asked, when none are configured)."""
+        configured = list(self.settings.agents)
+        if query.agent_ids is None:
+            return configured
+        if not configured:
+            return sorted(query.agent_ids)
+        return [a for a in configured if a in query.agent_ids]
+
     def auth_headers(self, credentials: Credentials | None) -> dict[str, str]:
         chosen = credentials or self.settings.credentials
         return chosen.headers() if chosen else {}
@@ -178,18 +196,31 @@ class Connector(abc.ABC):
         credentials: Credentials | None = None,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
+        write: bool = False,
     ) -> Any:
         """Send one request and return its decoded JSON, mapping every failure onto the
-        gateway's error tree (the httpx ``map_httpcore_exceptions`` habit)."""
+        gateway's error tree (the httpx ``map_httpcore_exceptions`` habit). For a ``write``,
+        a timeout once the request may have reached the vendor is an unknown outcome."""
         vendor = self.vendor
         try:
             response = await self.client.request(
-                method, path, params=params, json=json,
-                headers=self.auth_headers(credentials),
+                method, path, params=params, json=json, headers=self.auth_headers(credentials)
             )
+        except (httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ConnectError) as exc:
+            raise UpstreamUnavailableError(vendor, f"{vendor.value} could not be reached") from exc
         except httpx.TimeoutException as exc:
+            if write:
+                raise UpstreamOutcomeUnknownError(
+                    vendor,
+                    f"{vendor.value} did not answer in time; the change may or may not have "
+                    "been applied: read it back before retrying",
+                ) from exc
             raise UpstreamTimeoutError(vendor, f"{vendor.value} did not answer in time") from exc
         except httpx.TransportError as exc:
+            if write:
+                raise UpstreamOutcomeUnknownError(
+                    vendor, f"{vendor.value} dropped the connection; the outcome is unknown"
+                ) from exc
             raise UpstreamUnavailableError(vendor, f"{vendor.value} could not be reached") from exc
         raise_for_status(vendor, response)
         try:
@@ -198,6 +229,20 @@ class Connector(abc.ABC):
             raise UpstreamBadResponseError(
                 vendor, f"{vendor.value} answered with malformed JSON"
             ) from exc
+
+    def normalize(
+        self, items: Iterable[Any], to_record: Callable[[Any], TaskRecord]
+    ) -> tuple[tuple[TaskRecord, ...], int]:
+        """Every item that normalizes; one that does not is skipped and counted, never fatal."""
+        records: list[TaskRecord] = []
+        skipped = 0
+        for item in items:
+            try:
+                records.append(to_record(item))
+            except (KeyError, TypeError, ValueError, AttributeError):
+                skipped += 1
+                logger.warning("%s: skipped a record that could not be read", self.vendor.value)
+        return tuple(records), skipped
 
 
 def raise_for_status(vendor: Vendor, response: httpx.Response) -> None:
@@ -208,16 +253,20 @@ def raise_for_status(vendor: Vendor, response: httpx.Response) -> None:
     error: UpstreamError
     if status == 429:
         error = UpstreamRateLimitedError(
-            vendor, f"{name} is rate limiting the gateway",
+            vendor,
+            f"{name} is rate limiting the gateway",
             retry_after=_retry_after(response.headers.get("retry-after")),
         )
     elif status in (401, 403):
-        error = UpstreamAuthError(vendor, f"{name} refused the gateway's credentials", status=status)
+        error = UpstreamAuthError(
+            vendor, f"{name} refused the gateway's credentials", status=status
+        )
     elif status >= 500:
         error = UpstreamUnavailableError(vendor, f"{name} failed with HTTP {status}", status=status)
     else:
-        error = UpstreamRejectedError(vendor, f"{name} rejected the request (HTTP {status})",
-                                      status=status)
+        error = UpstreamRejectedError(
+            vendor, f"{name} rejected the request (HTTP {status})", status=status
+        )
     raise error
 
 

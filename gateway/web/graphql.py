@@ -10,20 +10,23 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
+from cross_web import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
-from strawberry.http.exceptions import HTTPException
 from strawberry.types import ExecutionResult
 
 from gateway.core.context import RequestState
 from gateway.core.service import TaskService
 from gateway.graph.context import GraphContext
 from gateway.web.credentials import caller_credentials
+from gateway.web.graphiql import graphiql_page
+from gateway.web.persisted import PersistedQueries, PersistedQueryError
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -37,14 +40,23 @@ def wants_graphql_response(request: Request) -> bool:
 def error_response(status: int, message: str, code: str, media_type: str) -> Response:
     body = {"errors": [{"message": message, "extensions": {"code": code}}]}
     headers = {"allow": "POST"} if status == 405 else None
-    return Response(orjson.dumps(body), status_code=status, media_type=media_type,
-                    headers=headers)
+    return Response(orjson.dumps(body), status_code=status, media_type=media_type, headers=headers)
 
 
 class GraphQLView(GraphQL[GraphContext, None]):
-    def __init__(self, service: TaskService, *, graphiql_query: str | None = None,
-                 forward_credentials: bool = False, **options: Any) -> None:
+    def __init__(
+        self,
+        service: TaskService,
+        *,
+        graphiql_query: str | None = None,
+        forward_credentials: bool = False,
+        request_deadline: float | None = None,
+        persisted: PersistedQueries | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(**options)
+        self.persisted = persisted
+        self.request_deadline = request_deadline
         self.service = service
         self.graphiql_query = graphiql_query
         self.forward_credentials = forward_credentials
@@ -57,6 +69,9 @@ class GraphQLView(GraphQL[GraphContext, None]):
         media_type = GRAPHQL_RESPONSE if wants_graphql_response(request) else JSON
         try:
             response = await self.run(request)
+        except PersistedQueryError as exc:
+            # Apollo clients expect a 200 with this error, then resend with the query.
+            response = error_response(200, exc.message, exc.code, media_type)
         except HTTPException as exc:
             status, code = exc.status_code, "BAD_REQUEST"
             if request.method == "GET" and "mutation" in exc.reason.lower():
@@ -79,6 +94,9 @@ class GraphQLView(GraphQL[GraphContext, None]):
             state=RequestState(
                 bypass_cache=bypass,
                 credentials=caller_credentials(request.headers) if self.forward_credentials else {},
+                deadline=time.monotonic() + self.request_deadline
+                if self.request_deadline
+                else None,
             ),
             request=request,
             response=response,
@@ -86,6 +104,16 @@ class GraphQLView(GraphQL[GraphContext, None]):
         request.state.graph_context = context
         response.graphql_media_type = GRAPHQL_RESPONSE if wants_graphql_response(request) else JSON
         return context
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return HTMLResponse(graphiql_page(self.graphql_ide_html, self.graphiql_query))
+
+    async def parse_http_body(self, request: Any) -> Any:
+        data = await super().parse_http_body(request)
+        if self.persisted is None or isinstance(data, list):
+            return data
+        data.query = await self.persisted.resolve(data.query, data.extensions)
+        return data
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
@@ -95,6 +123,9 @@ class GraphQLView(GraphQL[GraphContext, None]):
         context: GraphContext | None = getattr(request.state, "graph_context", None)
         if context is not None and not context.executed and result.errors:
             data.pop("data", None)
+            for error in data.get("errors", []):
+                # A syntax error never reaches the schema's extensions: give it its code here.
+                error.setdefault("extensions", {}).setdefault("code", "GRAPHQL_PARSE_FAILED")
             if wants_graphql_response(request):
                 context.response.status_code = 400
         return data

@@ -49,8 +49,9 @@ async def make_cache(request, redis_server: RedisServer) -> AsyncIterator[Callab
 
     def make(clock: Clock | None = None, **options) -> PageCache:
         url = redis_server.url if request.param == "redis" else None
-        cache = PageCache(create_backend(url), shared=url is not None,
-                          clock=clock or Clock(), **options)
+        cache = PageCache(
+            create_backend(url), shared=url is not None, clock=clock or Clock(), **options
+        )
         caches.append(cache)
         return cache
 

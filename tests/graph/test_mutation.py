@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from tests.conftest import GatewayFactory
 
-TRACKERS = "{ trackers(first: 5) { nodes { id nativeId status vendorStatus statusReason lastProcessedEventId } } }"
+TRACKERS = (
+    "{ trackers(first: 5) { nodes { id nativeId status vendorStatus statusReason "
+    "lastProcessedEventId } } }"
+)
 UPDATE = """
 mutation($input: UpdateTrackerInput!) {
   updateTracker(input: $input) { id vendorStatus status statusReason lastProcessedEventId }
@@ -34,9 +37,9 @@ def test_update_changes_status_and_later_reads_show_it(make_gateway: GatewayFact
 def test_explicit_null_clears_a_field(make_gateway: GatewayFactory) -> None:
     gateway = make_gateway()
     tracker = gateway.data(TRACKERS)["trackers"]["nodes"][1]
-    result = gateway.data(
-        UPDATE, {"input": {"id": tracker["id"], "statusReason": None}}
-    )["updateTracker"]
+    result = gateway.data(UPDATE, {"input": {"id": tracker["id"], "statusReason": None}})[
+        "updateTracker"
+    ]
     assert result["statusReason"] is None
     assert result["vendorStatus"] == tracker["vendorStatus"]
 

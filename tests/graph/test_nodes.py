@@ -35,7 +35,9 @@ def test_every_task_is_found_again_by_its_id(gateway, sample, vendor) -> None:
     node = gateway.data(NODE, {"id": task["id"]})["node"]
     assert node["id"] == task["id"]
     assert (node["vendor"], node["nativeId"], node["status"]) == (
-        vendor, task["nativeId"], task["status"]
+        vendor,
+        task["nativeId"],
+        task["status"],
     )
     same = gateway.data("query($id: ID!) { task(id: $id) { id } }", {"id": task["id"]})
     assert same["task"]["id"] == task["id"]
@@ -76,7 +78,10 @@ def test_subtasks_and_parent_resolve_with_batched_upstream_calls(
         parent = by_native.get(child["parentTaskId"])
         if parent is not None:
             assert child["id"] in {s["id"] for s in parent["subtasks"]}
+    # The page, its parents and its sub-tasks all come from the same agent listings: one
+    # upstream call per agent and listing page, not one per task.
+    listing_pages = sum(
+        -(-len(tasks) // 50) for tasks in clean_sandbox.store(Vendor.XPANDER).values()
+    )
     calls = clean_sandbox.counters(Vendor.XPANDER)["GET /v1/agents/{agent_id}/tasks"]
-    # One listing call per agent for the page, then related lookups: parents come from the
-    # (cached) agent listings, sub-tasks from one call per agent and parent task.
-    assert calls < len(nodes) * len(clean_sandbox.agents(Vendor.XPANDER)) + 1
+    assert calls <= 2 * listing_pages, (calls, listing_pages)

@@ -29,15 +29,18 @@ ORDERS = [
 
 
 def page_through(
-    gateway: GatewayClient, first: int, order: dict[str, str] | None = None,
+    gateway: GatewayClient,
+    first: int,
+    order: dict[str, str] | None = None,
     filter: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Every task of a listing, one page of ``first`` at a time."""
     nodes: list[dict[str, Any]] = []
     after = None
     for _ in range(10_000):
-        data = gateway.data(PAGE, {"first": first, "after": after, "order": order,
-                                   "filter": filter})
+        data = gateway.data(
+            PAGE, {"first": first, "after": after, "order": order, "filter": filter}
+        )
         connection = data["tasks"]
         assert connection["missingVendors"] == []
         nodes.extend(edge["node"] for edge in connection["edges"])
@@ -117,11 +120,16 @@ def test_vendor_agent_and_time_filters(gateway, everything) -> None:
     middle = everything[len(everything) // 2]["updatedAt"]
     recent = page_through(gateway, 50, filter={"updatedAfter": middle})
     assert {n["id"] for n in recent} == {
-        n["id"] for n in everything
+        n["id"]
+        for n in everything
         if datetime.fromisoformat(n["updatedAt"]) >= datetime.fromisoformat(middle)
     }
-    older = page_through(gateway, 50, filter={"updatedBefore": middle},
-                         order={"field": "UPDATED_AT", "direction": "ASC"})
+    older = page_through(
+        gateway,
+        50,
+        filter={"updatedBefore": middle},
+        order={"field": "UPDATED_AT", "direction": "ASC"},
+    )
     assert {n["id"] for n in older} | {n["id"] for n in recent} == {n["id"] for n in everything}
 
 

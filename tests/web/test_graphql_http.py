@@ -33,15 +33,18 @@ def test_graphql_response_json_gets_4xx_when_nothing_executed(gateway: GatewayCl
         body = response.json()
         assert "data" not in body
         assert body["errors"][0]["extensions"]["code"] in (
-            "GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED"
+            "GRAPHQL_PARSE_FAILED",
+            "GRAPHQL_VALIDATION_FAILED",
         )
 
 
 def test_bad_variables_are_a_4xx_with_graphql_response_json(gateway: GatewayClient) -> None:
     response = gateway.http.post(
         "/graphql",
-        json={"query": "query($n: Int) { tasks(first: $n) { nodes { id } } }",
-              "variables": {"n": "many"}},
+        json={
+            "query": "query($n: Int) { tasks(first: $n) { nodes { id } } }",
+            "variables": {"n": "many"},
+        },
         headers={"accept": GRAPHQL_RESPONSE},
     )
     assert response.status_code == 400

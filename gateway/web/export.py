@@ -1,0 +1,190 @@
+"""Bulk export for BI tools: ``GET /export/tasks.csv`` and ``/export/tasks.ndjson``.
+
+The same filters as ``Query.tasks``, as query parameters (lists comma-separated):
+``vendors, statuses, agentIds, userId, parentTaskId, triggeringAgentId, updatedAfter,
+updatedBefore, orderBy (UPDATED_AT|CREATED_AT), direction (ASC|DESC)``. The default order is
+``CREATED_AT DESC`` because every vendor can stream it, so memory stays constant however many
+rows there are (an order a vendor cannot sort by makes the gateway hold that listing).
+
+Rows stream as the vendors' pages arrive, and the export does not fill the page cache. A
+vendor that fails before the first row gives a 502 with a GraphQL-style error; one that
+fails later aborts the stream, so a BI tool never mistakes a partial table for a whole one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from gateway.core.context import RequestState
+from gateway.core.errors import BadInputError, GatewayError
+from gateway.core.records import Direction, Order, OrderField, TaskRecord, TaskStatus, Vendor
+from gateway.core.service import TaskService
+from gateway.vendors.base import ListQuery
+from gateway.web.errors import graphql_error_response
+
+COLUMNS = (
+    "id",
+    "vendor",
+    "native_id",
+    "agent_id",
+    "status",
+    "vendor_status",
+    "title",
+    "summary",
+    "created_at",
+    "updated_at",
+    "user_id",
+    "parent_task_id",
+    "triggering_agent_id",
+    "link",
+    "total_cost",
+    "total_tokens",
+)
+BATCH = 500
+
+
+class ExportAborted(Exception):
+    """A vendor failed after rows were sent; the response must not end as if complete."""
+
+
+def row(record: TaskRecord) -> tuple[Any, ...]:
+    metrics = record.metrics
+    return (
+        record.global_id,
+        record.vendor.name,
+        record.native_id,
+        record.agent_id,
+        record.status.value,
+        record.vendor_status,
+        record.title,
+        record.summary,
+        _iso(record.created_at),
+        _iso(record.updated_at),
+        record.user_id,
+        record.parent_native_id,
+        record.triggering_agent_id,
+        record.link,
+        metrics.total_cost if metrics else None,
+        metrics.total_tokens if metrics else None,
+    )
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _csv_line(values: tuple[Any, ...]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerow(["" if v is None else v for v in values])
+    return buffer.getvalue()
+
+
+def _ndjson_line(values: tuple[Any, ...]) -> bytes:
+    return orjson.dumps(dict(zip(COLUMNS, values, strict=True))) + b"\n"
+
+
+def _list(request: Request, name: str) -> list[str] | None:
+    raw = request.query_params.get(name)
+    return [v.strip() for v in raw.split(",") if v.strip()] if raw else None
+
+
+def _enum(enum: Any, values: list[str] | None, name: str) -> list[Any] | None:
+    if values is None:
+        return None
+    try:
+        return [enum[v.upper()] for v in values]
+    except KeyError as exc:
+        raise BadInputError(f"`{name}`: unknown value {exc.args[0]!r}") from None
+
+
+def _time(request: Request, name: str) -> datetime | None:
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadInputError(f"`{name}` is not an ISO-8601 time") from None
+    if value.tzinfo is None:
+        raise BadInputError(f"`{name}` needs a timezone, e.g. 2026-01-01T00:00:00Z")
+    return value.astimezone(UTC)
+
+
+def parse_query(request: Request) -> tuple[ListQuery, list[Vendor] | None]:
+    order_field = _enum(OrderField, [request.query_params.get("orderBy", "CREATED_AT")], "orderBy")
+    direction = _enum(Direction, [request.query_params.get("direction", "DESC")], "direction")
+    statuses = _enum(TaskStatus, _list(request, "statuses"), "statuses")
+    agents = _list(request, "agentIds")
+    query = ListQuery(
+        statuses=frozenset(statuses) if statuses is not None else None,
+        agent_ids=frozenset(agents) if agents is not None else None,
+        user_id=request.query_params.get("userId"),
+        parent_task_id=request.query_params.get("parentTaskId"),
+        triggering_agent_id=request.query_params.get("triggeringAgentId"),
+        updated_after=_time(request, "updatedAfter"),
+        updated_before=_time(request, "updatedBefore"),
+        order=Order(order_field[0], direction[0]),  # type: ignore[index]
+    )
+    return query, _enum(Vendor, _list(request, "vendors"), "vendors")
+
+
+FORMATS: dict[str, tuple[Callable[[tuple[Any, ...]], str | bytes], str, str | None]] = {
+    "csv": (_csv_line, "text/csv; charset=utf-8", _csv_line(COLUMNS)),
+    "ndjson": (_ndjson_line, "application/x-ndjson", None),
+}
+
+
+def export_routes(service: TaskService) -> list[Route]:
+    def endpoint(fmt: str) -> Callable[[Request], Awaitable[Response]]:
+        encode, media_type, header = FORMATS[fmt]
+
+        async def export(request: Request) -> Response:
+            try:
+                query, vendors = parse_query(request)
+            except BadInputError as exc:
+                return graphql_error_response(400, exc.message, exc.code)
+            state = RequestState(cache_store=False)
+            records = service.stream(service.plan(query, vendors), state, batch=BATCH)
+            try:
+                first = await anext(records, None)
+            except GatewayError as exc:
+                return graphql_error_response(502, exc.message, exc.code)
+            if state.errors:
+                error = state.errors[0]
+                return graphql_error_response(
+                    502, f"{error.message}; the export would be incomplete", error.code
+                )
+
+            async def body() -> AsyncIterator[str | bytes]:
+                if header is not None:
+                    yield header
+                if first is None:
+                    return
+                yield encode(row(first))
+                async for record in records:
+                    if state.errors:
+                        raise ExportAborted(state.errors[0].message)
+                    yield encode(row(record))
+                if state.errors:
+                    raise ExportAborted(state.errors[0].message)
+
+            return StreamingResponse(
+                body(),
+                media_type=media_type,
+                headers={"content-disposition": f'attachment; filename="tasks.{fmt}"'},
+            )
+
+        return export
+
+    return [Route(f"/export/tasks.{fmt}", endpoint(fmt), methods=["GET"]) for fmt in FORMATS]

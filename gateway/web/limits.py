@@ -1,0 +1,135 @@
+"""Request body size limit and per-client rate limiting, before any GraphQL work."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.web.auth import client_key
+from gateway.web.errors import graphql_error_response
+
+DEFAULT_MAX_BODY_BYTES = 256 * 1024
+DEFAULT_RATE_PER_SECOND = 50.0
+DEFAULT_BURST = 100
+MAX_TRACKED_CLIENTS = 10_000
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class BodySizeLimitMiddleware:
+    """Refuses (413) a body over ``max_bytes``, by its Content-Length or while it streams."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLarge:
+            if not started:
+                await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = graphql_error_response(
+            413, f"the request body is larger than {self.max_bytes} bytes", "BODY_TOO_LARGE"
+        )
+        await response(scope, receive, send)
+
+
+class TokenBucket:
+    __slots__ = ("tokens", "updated")
+
+    def __init__(self, tokens: float, now: float) -> None:
+        self.tokens = tokens
+        self.updated = now
+
+
+class RateLimitMiddleware:
+    """A token bucket per client key (or per address without one): 429 with Retry-After."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        rate: float = DEFAULT_RATE_PER_SECOND,
+        burst: int = DEFAULT_BURST,
+        clock: Callable[[], float] = time.monotonic,
+        exempt_paths: frozenset[str] = frozenset({"/healthz", "/readyz", "/metrics"}),
+    ) -> None:
+        self.app = app
+        self.rate = rate
+        self.burst = burst
+        self.clock = clock
+        self.exempt_paths = exempt_paths
+        self.buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+
+    def identity(self, scope: Scope) -> str:
+        key = client_key(scope["headers"])
+        if key is not None:
+            return "key:" + hashlib.sha256(key.encode()).hexdigest()[:24]
+        client = scope.get("client")
+        return f"addr:{client[0] if client else '-'}"
+
+    def take(self, identity: str) -> float:
+        """0 if the request may go on, else the seconds until it could."""
+        now = self.clock()
+        bucket = self.buckets.get(identity)
+        if bucket is None:
+            bucket = self.buckets[identity] = TokenBucket(self.burst, now)
+            if len(self.buckets) > MAX_TRACKED_CLIENTS:
+                self.buckets.popitem(last=False)
+        else:
+            self.buckets.move_to_end(identity)
+        bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
+        bucket.updated = now
+        if bucket.tokens >= 1:
+            bucket.tokens -= 1
+            return 0.0
+        return (1 - bucket.tokens) / self.rate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.exempt_paths:
+            await self.app(scope, receive, send)
+            return
+        wait = self.take(self.identity(scope))
+        if wait <= 0:
+            await self.app(scope, receive, send)
+            return
+        response = graphql_error_response(
+            429,
+            "too many requests; slow down",
+            "RATE_LIMITED",
+            {"retry-after": str(max(1, math.ceil(wait)))},
+        )
+        await response(scope, receive, send)

@@ -1,0 +1,103 @@
+"""Caching end to end: replicas sharing one real Redis, bursts, invalidation, isolation."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from gateway.core.records import Vendor
+from gateway.sandbox import SANDBOX_CREDENTIALS
+from tests.conftest import GatewayFactory
+
+QUERY = "{ tasks(first: 50) { nodes { id status } vendorParts { vendor fromCache } } }"
+TRACKERS = "{ trackers(first: 3) { nodes { id vendorStatus } } }"
+UPDATE = """mutation($id: ID!, $s: String) {
+  updateTracker(input: {id: $id, status: $s}) { id vendorStatus } }"""
+
+
+def upstream_calls(sandbox) -> dict[Vendor, int]:
+    return {v: sum(sandbox.counters(v).values()) for v in Vendor}
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_a_repeated_query_is_answered_from_cache(
+    make_gateway: GatewayFactory, clean_sandbox, backend, redis_url
+) -> None:
+    gateway = make_gateway(cache_url=redis_url if backend == "redis" else None)
+    first = gateway.data(QUERY)["tasks"]
+    calls = upstream_calls(clean_sandbox)
+    second = gateway.data(QUERY)["tasks"]
+    assert upstream_calls(clean_sandbox) == calls, "the second query made upstream calls"
+    assert second["nodes"] == first["nodes"]
+    assert all(part["fromCache"] for part in second["vendorParts"])
+    assert not any(part["fromCache"] for part in first["vendorParts"])
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_fresh_bypasses_the_cache(
+    make_gateway: GatewayFactory, clean_sandbox, backend, redis_url
+) -> None:
+    gateway = make_gateway(cache_url=redis_url if backend == "redis" else None)
+    gateway.data(QUERY)
+    calls = upstream_calls(clean_sandbox)
+    fresh = gateway.data("{ tasks(first: 50, fresh: true) { vendorParts { fromCache } } }")
+    assert not any(p["fromCache"] for p in fresh["tasks"]["vendorParts"])
+    assert all(upstream_calls(clean_sandbox)[v] > calls[v] for v in Vendor)
+    header = gateway.query(QUERY, headers={"cache-control": "no-cache"})
+    assert not any(p["fromCache"] for p in header["data"]["tasks"]["vendorParts"])
+
+
+async def burst(urls: list[str], count: int) -> list[dict]:
+    async with httpx.AsyncClient(timeout=30) as client:
+        responses = await asyncio.gather(
+            *(
+                client.post(f"{urls[i % len(urls)]}/graphql", json={"query": QUERY})
+                for i in range(count)
+            )
+        )
+    return [r.json() for r in responses]
+
+
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_a_burst_of_200_identical_queries_makes_the_calls_of_one(
+    make_gateway: GatewayFactory, clean_sandbox, redis_url, replicas
+) -> None:
+    for vendor in Vendor:
+        clean_sandbox.knobs(vendor).latency_ms = 100  # the burst lands while calls are out
+    gateways = [make_gateway(cache_url=redis_url) for _ in range(replicas)]
+    bodies = asyncio.run(burst([g.url for g in gateways], 200))
+    assert all("errors" not in b for b in bodies)
+    one_query = make_gateway()  # its own empty memory cache: what one query costs
+    before = upstream_calls(clean_sandbox)
+    one_query.data(QUERY)
+    single = {v: upstream_calls(clean_sandbox)[v] - before[v] for v in Vendor}
+    burst_calls = {v: before[v] for v in Vendor}
+    assert burst_calls == single, (burst_calls, single)
+
+
+def test_a_mutation_through_one_replica_is_seen_at_once_through_the_other(
+    make_gateway: GatewayFactory, redis_url
+) -> None:
+    one, two = make_gateway(cache_url=redis_url), make_gateway(cache_url=redis_url)
+    tracker = two.data(TRACKERS)["trackers"]["nodes"][0]
+    one.data(TRACKERS)  # both replicas have it cached now
+    new = "paused" if tracker["vendorStatus"] != "paused" else "running"
+    one.data(UPDATE, {"id": tracker["id"], "s": new})
+    seen = {t["id"]: t for t in two.data(TRACKERS)["trackers"]["nodes"]}
+    assert seen[tracker["id"]]["vendorStatus"] == new
+
+
+def test_callers_with_their_own_keys_never_share_cache_entries(
+    make_gateway: GatewayFactory, clean_sandbox
+) -> None:
+    gateway = make_gateway(forward_vendor_credentials=True)
+    query = "{ tasks(first: 5, filter: {vendors: [SUBNOTO]}) { nodes { id } missingVendors } }"
+    good = gateway.query(
+        query, headers={"x-vendor-key-subnoto": SANDBOX_CREDENTIALS[Vendor.SUBNOTO]}
+    )
+    assert good["data"]["tasks"]["nodes"] and "errors" not in good
+    bad = gateway.query(query, headers={"x-vendor-key-subnoto": "someone-elses-wrong-key"})
+    assert bad["data"]["tasks"]["nodes"] == [], "served another caller's cached page"
+    assert bad["errors"][0]["extensions"]["code"] == "UPSTREAM_AUTH"

@@ -1,0 +1,99 @@
+"""Clients and queries: authentication, rate limits, body and query limits."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.core.records import Vendor
+from gateway.graph.schema import QueryLimits
+from tests.conftest import GatewayFactory
+
+KEY = "client-key-for-tests-0123"
+
+
+@pytest.fixture(scope="module")
+def locked(make_gateway: GatewayFactory):
+    return make_gateway(open_access=False, api_keys=(KEY,), limits=QueryLimits(introspection=False))
+
+
+def test_a_request_without_a_key_is_refused_before_any_upstream_call(locked, clean_sandbox) -> None:
+    response = locked.http.post("/graphql", json={"query": "{ tasks { nodes { id } } }"})
+    assert response.status_code == 401
+    assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    wrong = locked.http.post(
+        "/graphql",
+        json={"query": "{ tasks { nodes { id } } }"},
+        headers={"authorization": "Bearer nope"},
+    )
+    assert wrong.status_code == 401
+    assert all(sum(clean_sandbox.counters(v).values()) == 0 for v in Vendor)
+
+
+def test_a_request_with_a_key_is_served(locked) -> None:
+    for headers in ({"authorization": f"Bearer {KEY}"}, {"x-api-key": KEY}):
+        response = locked.http.post(
+            "/graphql", json={"query": "{ vendors { vendor } }"}, headers=headers
+        )
+        assert response.status_code == 200 and "errors" not in response.json()
+
+
+def test_health_stays_open_without_a_key(locked) -> None:
+    assert locked.http.get("/healthz").status_code == 200
+
+
+def test_introspection_can_be_turned_off(locked) -> None:
+    response = locked.http.post(
+        "/graphql", json={"query": "{ __schema { types { name } } }"}, headers={"x-api-key": KEY}
+    )
+    assert response.json()["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+
+
+def test_rate_limit_answers_429_with_retry_after(make_gateway: GatewayFactory) -> None:
+    gateway = make_gateway(rate_per_second=1, rate_burst=3)
+    statuses = [
+        gateway.http.post("/graphql", json={"query": "{ vendors { vendor } }"}).status_code
+        for _ in range(5)
+    ]
+    assert statuses[:3] == [200, 200, 200] and statuses[-1] == 429
+    limited = gateway.http.post("/graphql", json={"query": "{ vendors { vendor } }"})
+    assert int(limited.headers["retry-after"]) >= 1
+    assert limited.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+
+
+def test_a_large_body_is_refused(make_gateway: GatewayFactory) -> None:
+    gateway = make_gateway(max_body_bytes=1000)
+    response = gateway.http.post("/graphql", json={"query": "{ vendors { vendor } }" + " " * 2000})
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["extensions"]["code"] == "BODY_TOO_LARGE"
+
+
+@pytest.mark.parametrize(
+    ("query", "code"),
+    [
+        (
+            "{ tasks { nodes { parentTask { parentTask { parentTask { parentTask { parentTask {"
+            " parentTask { parentTask { parentTask { parentTask { id } } } } } } } } } } } }",
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+        (
+            "{ " + " ".join(f"a{i}: vendors {{ vendor }}" for i in range(40)) + " }",
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+        (
+            "{ tasks(first: 100) { totalCount nodes { id subtasks { id subtasks { id "
+            "subtasks { id } } } } } }",
+            "QUERY_TOO_COSTLY",
+        ),
+    ],
+    ids=["depth", "aliases", "cost"],
+)
+def test_query_limits(gateway, query, code) -> None:
+    body = gateway.query(query)
+    assert "data" not in body or body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] == code
+
+
+def test_field_suggestions_are_off(gateway) -> None:
+    body = gateway.query("{ task { nodes { id } } }")
+    assert "Did you mean" not in body["errors"][0]["message"]
