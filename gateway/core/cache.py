@@ -21,10 +21,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
-from aiocache import Cache
+from aiocache import RedisCache
 from aiocache.base import BaseCache
 from aiocache.serializers import PickleSerializer
+from redis.asyncio import BlockingConnectionPool
 
 from gateway.core.errors import BadInputError, UpstreamError
 from gateway.core.memory import DEFAULT_MAX_ENTRIES, BoundedMemoryCache
@@ -34,6 +36,8 @@ from gateway.vendors.base import SourcePage
 logger = logging.getLogger("gateway.cache")
 
 KEY_PREFIX = "tg:v1"
+REDIS_POOL_SIZE = 64
+REDIS_TIMEOUT_SECONDS = 2.0
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600.0
 T = TypeVar("T")
 DEFAULT_LOCK_SECONDS = 5.0
@@ -61,9 +65,20 @@ def create_backend(url: str | None, max_entries: int = DEFAULT_MAX_ENTRIES) -> B
     """``None`` or ``memory://`` for this process only; ``redis://host:port/db`` to share."""
     if not url or url.startswith("memory://"):
         return BoundedMemoryCache(max_entries=max_entries, timeout=None)
-    backend = Cache.from_url(url)
-    backend.serializer = PickleSerializer()
-    backend.timeout = 1.0
+    parts = urlsplit(url)
+    backend = RedisCache(
+        endpoint=parts.hostname or "127.0.0.1",
+        port=parts.port or 6379,
+        db=int(parts.path.strip("/") or 0),
+        password=parts.password,
+        ssl=parts.scheme == "rediss",
+        serializer=PickleSerializer(),
+        timeout=REDIS_TIMEOUT_SECONDS,
+        pool_max_size=REDIS_POOL_SIZE,
+        # A burst waits for a free connection instead of failing with "too many".
+        connection_pool_class=BlockingConnectionPool,
+        connection_pool_kwargs={"timeout": REDIS_TIMEOUT_SECONDS},
+    )
     return backend
 
 
@@ -168,21 +183,17 @@ class PageCache:
     ) -> PageResult:
         entry: CachedPage | None = None
         if not bypass and ttl > 0:
+            # A fetch already under way here answers without a round trip to the backend.
+            joined = await self._join(key)
+            if joined is not None:
+                return joined
             entry = await self._call(self.backend.get, key)
             if entry is not None and entry.expires_at > self.clock():
                 self.stats["hits"] += 1
                 return PageResult(entry.page, entry.fetched_at, from_cache=True, stale=False)
-        joined = self._inflight.get(key)
+        joined = await self._join(key)
         if joined is not None:
-            self.stats["joins"] += 1
-            try:
-                return await asyncio.shield(joined)
-            except asyncio.CancelledError:
-                # The owner gave up (its request's deadline); we were not cancelled
-                # ourselves, so fetch on our own account.
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    raise
+            return joined
         future: asyncio.Future[PageResult] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
@@ -203,6 +214,22 @@ class PageCache:
         finally:
             self._inflight.pop(key, None)
 
+    async def _join(self, key: str) -> PageResult | None:
+        """The result of this process's fetch of ``key`` already under way, if any."""
+        joined = self._inflight.get(key)
+        if joined is None:
+            return None
+        self.stats["joins"] += 1
+        try:
+            return await asyncio.shield(joined)
+        except asyncio.CancelledError:
+            # The owner gave up (its request's deadline); we were not cancelled ourselves,
+            # so the caller fetches on its own account.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            return None
+
     async def _fetch(
         self,
         key: str,
@@ -217,7 +244,14 @@ class PageCache:
         locked = False
         if self.shared and not bypass and ttl > 0:
             locked = await self._acquire(lock_key, token)
-            if not locked:
+            if locked:
+                # A peer may have stored the page between our read and our lock.
+                latest: CachedPage | None = await self._call(self.backend.get, key)
+                if latest is not None and latest.expires_at > self.clock():
+                    await self._call(self.backend.delete, lock_key)
+                    self.stats["remote_joins"] += 1
+                    return PageResult(latest.page, latest.fetched_at, from_cache=True, stale=False)
+            else:
                 waited = await self._wait_for_peer(key)
                 if waited is not None:
                     self.stats["remote_joins"] += 1
@@ -225,6 +259,12 @@ class PageCache:
         self.stats["misses"] += 1
         try:
             page = await fetch()
+            now = self.clock()
+            if ttl > 0:  # stored before the lock goes, so waiting replicas find it
+                cached = CachedPage(page, now, now + ttl)
+                await self._call(
+                    self.backend.set, key, cached, ttl=max(1, round(ttl + self.stale_if_error))
+                )
         except UpstreamError:
             if entry is None and not bypass:
                 entry = await self._call(self.backend.get, key)
@@ -235,12 +275,6 @@ class PageCache:
         finally:
             if locked:
                 await self._call(self.backend.delete, lock_key)
-        now = self.clock()
-        if ttl > 0:
-            cached = CachedPage(page, now, now + ttl)
-            await self._call(
-                self.backend.set, key, cached, ttl=max(1, round(ttl + self.stale_if_error))
-            )
         return PageResult(page, now, from_cache=False, stale=False)
 
     async def _acquire(self, lock_key: str, token: str) -> bool:
@@ -262,7 +296,9 @@ class PageCache:
             if entry is not None and entry.expires_at > self.clock():
                 return entry
             if not await self._call(self.backend.exists, f"{key}:lock"):
-                return None
+                # Released: the page was stored just before, or the peer failed.
+                entry = await self._call(self.backend.get, key)
+                return entry if entry is not None and entry.expires_at > self.clock() else None
         return None
 
     # -- idempotent writes ----------------------------------------------------------------

@@ -30,7 +30,12 @@ def _extensions(error: GatewayError) -> dict[str, object]:
     return extensions
 
 
+LIMIT_MESSAGES = ("maximum operation depth", "aliases found", "maximum allowed tokens")
+
+
 def pre_execution_code(error: GraphQLError) -> str:
+    if any(text in error.message for text in LIMIT_MESSAGES):
+        return "QUERY_TOO_COMPLEX"
     if error.message.startswith("Syntax Error"):
         return "GRAPHQL_PARSE_FAILED"
     if error.nodes:
