@@ -105,6 +105,16 @@ class GraphQLView(GraphQL[GraphContext, None]):
         response.graphql_media_type = GRAPHQL_RESPONSE if wants_graphql_response(request) else JSON
         return context
 
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        """Only for a browser: a GET carrying a persisted-query hash is an API call."""
+        params = request.query_params
+        return (
+            request.method == "GET"
+            and params.get("query") is None
+            and params.get("extensions") is None
+            and "text/html" in request.headers.get("accept", "")
+        )
+
     async def render_graphql_ide(self, request: Request) -> Response:
         return HTMLResponse(graphiql_page(self.graphql_ide_html, self.graphiql_query))
 
