@@ -1,32 +1,37 @@
-"""The Starlette app: routes, and the lifespan that owns upstream clients and the cache."""
+"""The Starlette app: routes, middleware, and the lifespan that owns upstream clients and
+the cache."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from gateway.config import Settings, VendorConfig
+from gateway.config import Settings, VendorConfig, load_settings
 from gateway.core.cache import PageCache, create_backend
 from gateway.core.records import Vendor
 from gateway.core.service import TaskService
 from gateway.core.upstream import Upstream, VendorRuntime
 from gateway.graph.schema import build_schema
+from gateway.observability import Metrics, Observer, Tracing
+from gateway.observability.tracing import tracing_from_environment
+from gateway.observability.transport import ObservedTransport
 from gateway.vendors.base import VendorSettings
 from gateway.vendors.registry import connector_for
 from gateway.web.auth import ClientAuthMiddleware
 from gateway.web.export import export_routes
 from gateway.web.graphql import GraphQLView
 from gateway.web.limits import BodySizeLimitMiddleware, RateLimitMiddleware
+from gateway.web.ops import ops_routes
 from gateway.web.persisted import PersistedQueries, load_manifest
+from gateway.web.request_id import RequestIdMiddleware
 
 DEFAULT_POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 USER_AGENT = "task-gateway/0.1"
@@ -39,6 +44,7 @@ class Gateway:
     settings: Settings
     service: TaskService
     clients: list[httpx.AsyncClient]
+    observer: Observer
 
     async def aclose(self) -> None:
         for client in self.clients:
@@ -46,11 +52,12 @@ class Gateway:
         await self.service.upstream.cache.close()
 
 
-def build_gateway(settings: Settings) -> Gateway:
+def build_gateway(settings: Settings, tracing: Tracing | None = None) -> Gateway:
+    observer = Observer(Metrics(), tracing or tracing_from_environment(settings.tracing))
     clients: list[httpx.AsyncClient] = []
     runtimes: dict[Vendor, VendorRuntime] = {}
     for config in settings.enabled:
-        client = make_client(config)
+        client = make_client(config, observer)
         clients.append(client)
         connector = connector_for(config.vendor)(vendor_settings(config), client)
         runtimes[config.vendor] = VendorRuntime(
@@ -62,17 +69,27 @@ def build_gateway(settings: Settings) -> Gateway:
         shared=bool(settings.cache_url and settings.cache_url.startswith("redis")),
         stale_if_error=settings.stale_if_error,
     )
-    service = TaskService(Upstream(runtimes, cache), max_first=settings.max_first)
-    return Gateway(settings, service, clients)
+    upstream = Upstream(runtimes, cache)
+    if observer.metrics is not None:
+        observer.metrics.watch(upstream)
+    service = TaskService(upstream, max_first=settings.max_first)
+    return Gateway(settings, service, clients, observer)
 
 
-def make_client(config: VendorConfig) -> httpx.AsyncClient:
+def make_client(config: VendorConfig, observer: Observer) -> httpx.AsyncClient:
     """One pooled client per vendor, shared by every request for the app's lifetime."""
+    transport = ObservedTransport(
+        config.vendor,
+        httpx.AsyncHTTPTransport(limits=DEFAULT_POOL_LIMITS),
+        observer.metrics,
+        observer.tracing,
+        base_path=urlsplit(config.base_url).path,
+    )
     return httpx.AsyncClient(
         base_url=config.base_url,
         timeout=httpx.Timeout(config.timeout, connect=min(config.timeout, 5.0)),
-        limits=DEFAULT_POOL_LIMITS,
         headers={"user-agent": USER_AGENT},
+        transport=transport,
     )
 
 
@@ -86,12 +103,11 @@ def vendor_settings(config: VendorConfig) -> VendorSettings:
     )
 
 
-def create_app(settings: Settings) -> Starlette:
-    gateway = build_gateway(settings)
-    schema = build_schema(settings.limits)
+def create_app(settings: Settings, *, tracing: Tracing | None = None) -> Starlette:
+    gateway = build_gateway(settings, tracing)
     view = GraphQLView(
         gateway.service,
-        schema=schema,
+        schema=build_schema(settings.limits),
         graphql_ide="graphiql" if settings.graphiql else None,
         graphiql_query=settings.example_query,
         forward_credentials=settings.forward_vendor_credentials,
@@ -100,53 +116,57 @@ def create_app(settings: Settings) -> Starlette:
             gateway.service.upstream.cache,
             load_manifest(settings.persisted_queries) if settings.persisted_queries else None,
         ),
+        observer=gateway.observer,
     )
-
-    async def healthz(request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok"})
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         await gateway.aclose()
 
-    middleware = [Middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)]
-    if settings.cors_origins:
-        # Outside auth, so a browser's preflight (which carries no key) is answered.
-        middleware.insert(
-            0,
-            Middleware(
-                CORSMiddleware,
-                allow_origins=list(settings.cors_origins),
-                allow_methods=["GET", "POST"],
-                allow_headers=["*"],
-                max_age=600,
-            ),
-        )
-    if not settings.open_access:
-        middleware.append(Middleware(ClientAuthMiddleware, keys=settings.api_keys))
-    if settings.rate_per_second > 0:
-        middleware.append(
-            Middleware(
-                RateLimitMiddleware, rate=settings.rate_per_second, burst=settings.rate_burst
-            )
-        )
     app = Starlette(
         routes=[
             Route("/graphql", view, methods=["GET", "POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
+            *ops_routes(gateway),
             *export_routes(gateway.service),
         ],
-        middleware=middleware,
+        middleware=middleware(settings),
         lifespan=lifespan,
     )
     app.state.gateway = gateway
     return app
 
 
+def middleware(settings: Settings) -> list[Middleware]:
+    """Outermost first: request id, CORS (a preflight carries no key), body size, client
+    auth, then rate limiting of authenticated callers."""
+    stack = [Middleware(RequestIdMiddleware)]
+    if settings.cors_origins:
+        stack.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_methods=["GET", "POST"],
+                allow_headers=["*"],
+                max_age=600,
+            )
+        )
+    stack.append(Middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes))
+    if not settings.open_access:
+        stack.append(Middleware(ClientAuthMiddleware, keys=settings.api_keys))
+    if settings.rate_per_second > 0:
+        stack.append(
+            Middleware(
+                RateLimitMiddleware, rate=settings.rate_per_second, burst=settings.rate_burst
+            )
+        )
+    return stack
+
+
 def app_from_environment() -> Starlette:
     """The ``serve`` factory: settings from ``$TASK_GATEWAY_CONFIG`` and the environment,
     loaded in each worker process."""
-    from gateway.config import load_settings
+    from gateway.observability.logging import setup_logging
 
+    setup_logging()
     return create_app(load_settings(None))

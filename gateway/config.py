@@ -83,6 +83,7 @@ class Settings:
     limits: QueryLimits = field(default_factory=QueryLimits)
     request_deadline: float = DEFAULT_REQUEST_DEADLINE_SECONDS
     cors_origins: tuple[str, ...] = ()
+    tracing: bool = False
     persisted_queries: str | None = None
     """An allow-list manifest: when set, only its documents run (APQ is always on)."""
 
@@ -107,7 +108,7 @@ def load_settings(path: str | Path | None, env: Mapping[str, str] | None = None)
 
 
 def parse_settings(data: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
-    unknown = set(data) - {"cache", "vendors", "graphql", "auth", "limits", "cors"}
+    unknown = set(data) - {"cache", "vendors", "graphql", "auth", "limits", "cors", "tracing"}
     if unknown:
         raise ConfigError(f"{sorted(unknown)[0]}: unknown section")
     raw_vendors = _table(data, "vendors")
@@ -160,6 +161,8 @@ def parse_settings(data: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
         request_deadline=_number(
             graphql, "request_deadline", DEFAULT_REQUEST_DEADLINE_SECONDS, "graphql."
         ),
+        tracing=bool(_table(data, "tracing").get("enabled", False))
+        or env.get(f"{ENV_PREFIX}TRACING", "").lower() in ("1", "true", "yes"),
         cors_origins=tuple(str(o) for o in _list(data.get("cors", {}), "origins", "cors.")),
         persisted_queries=_manifest(graphql.get("persisted_queries")),
     )

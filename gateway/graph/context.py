@@ -21,6 +21,8 @@ class GraphContext:
     request: Any = None
     response: Any = None
     executed: bool = False
+    request_id: str = "-"
+    observer: Any = None
     parents: DataLoader[TaskRecord, TaskRecord | None] = field(init=False)
     children: DataLoader[TaskRecord, list[TaskRecord]] = field(init=False)
 

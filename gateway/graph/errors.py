@@ -73,11 +73,11 @@ class GatewayErrors(SchemaExtension):
                 )
             )
         result.errors = errors or None
-        if errors and result.data is None and all(e.path is None for e in errors):
-            # Variables are coerced inside "execute", but nothing ran: for GraphQL over
-            # HTTP this is a request that failed before execution.
-            if context is not None and hasattr(context, "executed"):
-                context.executed = False
+        # Variables are coerced inside "execute", but if they failed nothing ran: for
+        # GraphQL over HTTP that request failed before execution.
+        nothing_ran = errors and result.data is None and all(e.path is None for e in errors)
+        if nothing_ran and context is not None and hasattr(context, "executed"):
+            context.executed = False
 
     def _first_field(self) -> list[str | int] | None:
         document = self.execution_context.graphql_document

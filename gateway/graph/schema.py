@@ -21,6 +21,7 @@ from strawberry.schema.config import StrawberryConfig
 from gateway.graph.cost import DEFAULT_MAX_COST, QueryCostLimiter
 from gateway.graph.errors import GatewayErrors
 from gateway.graph.mutation import Mutation
+from gateway.graph.observe import Observe
 from gateway.graph.query import Query
 from gateway.graph.types import TaskType, TrackerType
 
@@ -47,6 +48,7 @@ def build_schema(limits: QueryLimits | None = None) -> strawberry.Schema:
     limits = limits or QueryLimits()
     # Factories: a fresh extension per request (the parser's LRU cache is module-level).
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
+        Observe,
         GatewayErrors,
         lambda: ParserCache(maxsize=1024),
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),

@@ -20,8 +20,16 @@ from gateway.core.statuses import AGENTEX_STATUS_MAP, map_status
 from gateway.sandbox.data import iso
 from gateway.sandbox.knobs import Handler, Knobs, Simulator, json_response
 
-FIELDS = ("id", "agent_id", "task_id", "status", "status_reason", "last_processed_event_id",
-          "created_at", "updated_at")
+FIELDS = (
+    "id",
+    "agent_id",
+    "task_id",
+    "status",
+    "status_reason",
+    "last_processed_event_id",
+    "created_at",
+    "updated_at",
+)
 NEXT = {TaskStatus.PENDING: "running", TaskStatus.RUNNING: "completed"}
 
 
@@ -37,19 +45,33 @@ def query_int(request: Request, name: str, default: int, minimum: int = 1) -> in
     try:
         value = int(raw)
     except ValueError:
-        raise ValidationFailed(["query", name], "Input should be a valid integer, unable to "
-                               "parse string as an integer", "int_parsing", raw) from None
+        raise ValidationFailed(
+            ["query", name],
+            "Input should be a valid integer, unable to parse string as an integer",
+            "int_parsing",
+            raw,
+        ) from None
     if value < minimum:
-        raise ValidationFailed(["query", name], f"Input should be greater than or equal to "
-                               f"{minimum}", "greater_than_equal", raw)
+        raise ValidationFailed(
+            ["query", name],
+            f"Input should be greater than or equal to {minimum}",
+            "greater_than_equal",
+            raw,
+        )
     return value
 
 
 class AgentexSimulator(Simulator):
     vendor = Vendor.AGENTEX
 
-    def __init__(self, trackers: dict[str, dict[str, Any]], events: dict[str, list[str]],
-                 knobs: Knobs, secret: str | None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        trackers: dict[str, dict[str, Any]],
+        events: dict[str, list[str]],
+        knobs: Knobs,
+        secret: str | None,
+        seed: int = 0,
+    ) -> None:
         super().__init__(knobs, secret, seed)
         self.trackers = trackers
         self.events = events
@@ -72,36 +94,54 @@ class AgentexSimulator(Simulator):
             page = query_int(request, "page_number", 1)
             order_by = request.query_params.get("order_by") or "created_at"
             if order_by not in FIELDS:
-                raise ValidationFailed(["query", "order_by"], f"Input should be one of "
-                                       f"{', '.join(FIELDS)}", "enum", order_by)
+                raise ValidationFailed(
+                    ["query", "order_by"],
+                    f"Input should be one of {', '.join(FIELDS)}",
+                    "enum",
+                    order_by,
+                )
         except ValidationFailed as exc:
             return self.invalid(exc.detail)
         descending = request.query_params.get("order_direction", "desc").lower() != "asc"
         agent_id = request.query_params.get("agent_id")
         task_id = request.query_params.get("task_id")
         rows = [
-            t for t in self.trackers.values()
+            t
+            for t in self.trackers.values()
             if (agent_id is None or t["agent_id"] == agent_id)
             and (task_id is None or t["task_id"] == task_id)
         ]
         rows.sort(key=lambda t: t["id"])
         rows.sort(key=lambda t: (t[order_by] is not None, t[order_by] or ""), reverse=descending)
         start = (page - 1) * limit
-        return json_response(rows[start:start + limit])
+        return json_response(rows[start : start + limit])
 
     async def update(self, request: Request) -> Response:
         try:
             body = orjson.loads(await request.body())
         except orjson.JSONDecodeError:
-            return self.invalid({"loc": ["body"], "msg": "JSON decode error",
-                                 "type": "json_invalid"})
+            return self.invalid(
+                {"loc": ["body"], "msg": "JSON decode error", "type": "json_invalid"}
+            )
         if not isinstance(body, dict):
-            return self.invalid({"loc": ["body"], "msg": "Input should be a valid dictionary",
-                                 "type": "model_attributes_type", "input": body})
-        bad = [{"loc": ["body", k], "msg": "Input should be a valid string",
-                "type": "string_type", "input": body[k]}
-               for k in ("status", "status_reason", "last_processed_event_id")
-               if k in body and body[k] is not None and not isinstance(body[k], str)]
+            return self.invalid(
+                {
+                    "loc": ["body"],
+                    "msg": "Input should be a valid dictionary",
+                    "type": "model_attributes_type",
+                    "input": body,
+                }
+            )
+        bad = [
+            {
+                "loc": ["body", k],
+                "msg": "Input should be a valid string",
+                "type": "string_type",
+                "input": body[k],
+            }
+            for k in ("status", "status_reason", "last_processed_event_id")
+            if k in body and body[k] is not None and not isinstance(body[k], str)
+        ]
         if bad:
             return self.invalid(*bad)
         tracker = self.trackers.get(request.path_params["tracker_id"])

@@ -41,26 +41,41 @@ class SandboxOptions:
     now: datetime | None = None
 
     def knobs(self) -> Knobs:
-        return Knobs(latency_ms=self.latency_ms, jitter_ms=self.jitter_ms,
-                     error_rate=self.error_rate, error_status=self.error_status)
+        return Knobs(
+            latency_ms=self.latency_ms,
+            jitter_ms=self.jitter_ms,
+            error_rate=self.error_rate,
+            error_status=self.error_status,
+        )
 
 
 class Sandbox:
-    def __init__(self, options: SandboxOptions | None = None,
-                 credentials: dict[Vendor, str | None] | None = None) -> None:
+    def __init__(
+        self,
+        options: SandboxOptions | None = None,
+        credentials: dict[Vendor, str | None] | None = None,
+    ) -> None:
         self.options = options or SandboxOptions()
         creds = credentials or SANDBOX_CREDENTIALS
-        self.data = generate(self.options.size, self.options.seed,
-                             self.options.now or datetime.now(UTC))
+        self.data = generate(
+            self.options.size, self.options.seed, self.options.now or datetime.now(UTC)
+        )
         seed = self.options.seed
         self.simulators: dict[Vendor, Simulator] = {
-            Vendor.AGENTEX: AgentexSimulator(self.data.trackers, self.data.events,
-                                             self.options.knobs(), creds[Vendor.AGENTEX], seed),
-            Vendor.XPANDER: XpanderSimulator(self.data.xpander, self.options.knobs(),
-                                             creds[Vendor.XPANDER], seed),
+            Vendor.AGENTEX: AgentexSimulator(
+                self.data.trackers,
+                self.data.events,
+                self.options.knobs(),
+                creds[Vendor.AGENTEX],
+                seed,
+            ),
+            Vendor.XPANDER: XpanderSimulator(
+                self.data.xpander, self.options.knobs(), creds[Vendor.XPANDER], seed
+            ),
             Vendor.ORQ: OrqSimulator(self.data.orq, self.options.knobs(), creds[Vendor.ORQ], seed),
-            Vendor.SUBNOTO: SubnotoSimulator(self.data.subnoto, self.options.knobs(),
-                                             creds[Vendor.SUBNOTO], seed),
+            Vendor.SUBNOTO: SubnotoSimulator(
+                self.data.subnoto, self.options.knobs(), creds[Vendor.SUBNOTO], seed
+            ),
         }
         self.app = Starlette(
             routes=[Mount(f"/{v.value}", app=s.app()) for v, s in self.simulators.items()],
@@ -100,8 +115,10 @@ class Sandbox:
 
     def store(self, vendor: Vendor) -> Any:
         return {
-            Vendor.AGENTEX: self.data.trackers, Vendor.XPANDER: self.data.xpander,
-            Vendor.ORQ: self.data.orq, Vendor.SUBNOTO: self.data.subnoto,
+            Vendor.AGENTEX: self.data.trackers,
+            Vendor.XPANDER: self.data.xpander,
+            Vendor.ORQ: self.data.orq,
+            Vendor.SUBNOTO: self.data.subnoto,
         }[vendor]
 
     def advance(self, n: int = 3) -> int:

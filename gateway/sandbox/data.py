@@ -164,12 +164,25 @@ def _orq(data: SandboxData, rng: random.Random, times: _Times, size: int) -> Non
         task = {
             "_id": ulid(created, rng),
             "agent_manifest_snapshot": {
-                "_id": ulid(created, rng), "key": agent, "role": "Support", "description":
-                "Answers support tickets", "instructions": "Be brief.", "system_prompt": "",
-                "model": {"id": "openai/gpt-4o", "integration_id": None,
-                          "fallback_models": [], "max_tokens": 4096, "temperature": 0.2},
-                "settings": {"max_execution_time": 300, "max_iterations": 15,
-                             "tool_approval_required": "respect_tool", "tools": []},
+                "_id": ulid(created, rng),
+                "key": agent,
+                "role": "Support",
+                "description": "Answers support tickets",
+                "instructions": "Be brief.",
+                "system_prompt": "",
+                "model": {
+                    "id": "openai/gpt-4o",
+                    "integration_id": None,
+                    "fallback_models": [],
+                    "max_tokens": 4096,
+                    "temperature": 0.2,
+                },
+                "settings": {
+                    "max_execution_time": 300,
+                    "max_iterations": 15,
+                    "tool_approval_required": "respect_tool",
+                    "tools": [],
+                },
                 "project_id": workspace,
             },
             "created_by_id": _uuid(rng),
@@ -180,13 +193,19 @@ def _orq(data: SandboxData, rng: random.Random, times: _Times, size: int) -> Non
             "workspace_id": workspace,
             "memory": {"entity_id": f"user-{i % 9}"},
             "metadata": {},
-            "state": {**states[i % len(states)], "iteration": rng.randint(1, 9),
-                      "accumulated_execution_time": round(rng.uniform(0.5, 90), 3)},
-            "metrics": {"input_cost": round(prompt * 2.5e-6, 6),
-                        "output_cost": round(completion * 1e-5, 6),
-                        "total_cost": round(prompt * 2.5e-6 + completion * 1e-5, 6),
-                        "prompt_tokens": prompt, "completion_tokens": completion,
-                        "total_tokens": prompt + completion},
+            "state": {
+                **states[i % len(states)],
+                "iteration": rng.randint(1, 9),
+                "accumulated_execution_time": round(rng.uniform(0.5, 90), 3),
+            },
+            "metrics": {
+                "input_cost": round(prompt * 2.5e-6, 6),
+                "output_cost": round(completion * 1e-5, 6),
+                "total_cost": round(prompt * 2.5e-6 + completion * 1e-5, 6),
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+            },
         }
         data.orq[agent].append(task)
     for agent in agents:

@@ -52,8 +52,9 @@ class Knobs:
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json",
-                    headers=headers)
+    return Response(
+        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
+    )
 
 
 class Simulator:
@@ -96,8 +97,9 @@ class Simulator:
         async def endpoint(request: Request) -> Response:
             self.counters[template] += 1
             knobs = self.knobs
-            delay = knobs.latency_ms + (self.random.uniform(0, knobs.jitter_ms)
-                                        if knobs.jitter_ms else 0)
+            delay = knobs.latency_ms + (
+                self.random.uniform(0, knobs.jitter_ms) if knobs.jitter_ms else 0
+            )
             if delay:
                 await asyncio.sleep(delay / 1000)
             if self._chance(knobs.timeout_rate):
@@ -108,8 +110,9 @@ class Simulator:
                 return response
             if knobs.fail_next > 0 or self._chance(knobs.error_rate):
                 knobs.fail_next = max(0, knobs.fail_next - 1)
-                return self.error(request, knobs.error_status, "Injected failure",
-                                  "INTERNAL_SERVER_ERROR")
+                return self.error(
+                    request, knobs.error_status, "Injected failure", "INTERNAL_SERVER_ERROR"
+                )
             if not self.authorized(request):
                 return self.unauthorized(request)
             response = await handler(request)

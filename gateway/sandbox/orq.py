@@ -20,8 +20,13 @@ from gateway.sandbox.knobs import Handler, Knobs, Simulator, json_response
 class OrqSimulator(Simulator):
     vendor = Vendor.ORQ
 
-    def __init__(self, tasks: dict[str, list[dict[str, Any]]], knobs: Knobs,
-                 secret: str | None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        tasks: dict[str, list[dict[str, Any]]],
+        knobs: Knobs,
+        secret: str | None,
+        seed: int = 0,
+    ) -> None:
         super().__init__(knobs, secret, seed)
         self.tasks = tasks
 
@@ -43,10 +48,14 @@ class OrqSimulator(Simulator):
         if not 1 <= limit <= 200:
             return self.error(request, 400, "limit must be between 1 and 200")
         wanted = {s for s in params.get("status", "").split(",") if s}
-        if wanted - set(ORQ_STATUS_MAP):
-            return self.error(request, 400, f"unknown status: {sorted(wanted - set(ORQ_STATUS_MAP))[0]}")
-        rows = [t for t in self.tasks.get(request.path_params["agent_key"], [])
-                if not wanted or orq_status(t["state"]) in wanted]
+        unknown = sorted(wanted - set(ORQ_STATUS_MAP))
+        if unknown:
+            return self.error(request, 400, f"unknown status: {unknown[0]}")
+        rows = [
+            t
+            for t in self.tasks.get(request.path_params["agent_key"], [])
+            if not wanted or orq_status(t["state"]) in wanted
+        ]
         after, before = params.get("starting_after"), params.get("ending_before")
         if after:
             rows = [t for t in rows if t["_id"] < after]
@@ -56,8 +65,11 @@ class OrqSimulator(Simulator):
             page = rows_before[-limit:]
         else:
             page = rows[:limit]
-        total = sum(1 for t in self.tasks.get(request.path_params["agent_key"], [])
-                    if not wanted or orq_status(t["state"]) in wanted)
+        total = sum(
+            1
+            for t in self.tasks.get(request.path_params["agent_key"], [])
+            if not wanted or orq_status(t["state"]) in wanted
+        )
         return json_response({"tasks": page, "overall_total": total})
 
     def advance(self, count: int) -> int:

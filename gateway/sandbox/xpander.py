@@ -22,8 +22,13 @@ FILTERS = ("user_id", "parent_task_id", "triggering_agent_id")
 class XpanderSimulator(Simulator):
     vendor = Vendor.XPANDER
 
-    def __init__(self, tasks: dict[str, list[dict[str, Any]]], knobs: Knobs,
-                 secret: str | None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        tasks: dict[str, list[dict[str, Any]]],
+        knobs: Knobs,
+        secret: str | None,
+        seed: int = 0,
+    ) -> None:
         super().__init__(knobs, secret, seed)
         self.tasks = tasks
 
@@ -45,30 +50,40 @@ class XpanderSimulator(Simulator):
             page = query_int(request, "page", 1)
             per_page = query_int(request, "per_page", 20)
             if per_page > 50:
-                raise ValidationFailed(["query", "per_page"], "Input should be less than or "
-                                       "equal to 50", "less_than_equal", params["per_page"])
+                raise ValidationFailed(
+                    ["query", "per_page"],
+                    "Input should be less than or equal to 50",
+                    "less_than_equal",
+                    params["per_page"],
+                )
             status = params.get("status")
             if status is not None and status not in XPANDER_STATUSES:
-                raise ValidationFailed(["query", "status"], "Input should be "
-                                       + ", ".join(f"'{s}'" for s in XPANDER_STATUSES),
-                                       "enum", status)
+                raise ValidationFailed(
+                    ["query", "status"],
+                    "Input should be " + ", ".join(f"'{s}'" for s in XPANDER_STATUSES),
+                    "enum",
+                    status,
+                )
         except ValidationFailed as exc:
             return json_response({"detail": [exc.detail]}, 422)
         rows = [
-            t for t in self.tasks.get(request.path_params["agent_id"], [])
+            t
+            for t in self.tasks.get(request.path_params["agent_id"], [])
             if (status is None or t["status"] == status)
             and all(params.get(f) is None or t[f] == params[f] for f in FILTERS)
         ]
         rows.sort(key=lambda t: t["id"])
         rows.sort(key=lambda t: t["created_at"], reverse=True)
         start = (page - 1) * per_page
-        return json_response({
-            "items": rows[start:start + per_page],
-            "total": len(rows),
-            "page": page,
-            "per_page": per_page,
-            "total_pages": max(1, math.ceil(len(rows) / per_page)),
-        })
+        return json_response(
+            {
+                "items": rows[start : start + per_page],
+                "total": len(rows),
+                "page": page,
+                "per_page": per_page,
+                "total_pages": max(1, math.ceil(len(rows) / per_page)),
+            }
+        )
 
     def advance(self, count: int) -> int:
         moved = 0

@@ -24,6 +24,7 @@ from strawberry.types import ExecutionResult
 from gateway.core.context import RequestState
 from gateway.core.service import TaskService
 from gateway.graph.context import GraphContext
+from gateway.observability import Observer
 from gateway.web.credentials import caller_credentials
 from gateway.web.graphiql import graphiql_page
 from gateway.web.persisted import PersistedQueries, PersistedQueryError
@@ -52,10 +53,12 @@ class GraphQLView(GraphQL[GraphContext, None]):
         forward_credentials: bool = False,
         request_deadline: float | None = None,
         persisted: PersistedQueries | None = None,
+        observer: Observer | None = None,
         **options: Any,
     ) -> None:
         super().__init__(**options)
         self.persisted = persisted
+        self.observer = observer
         self.request_deadline = request_deadline
         self.service = service
         self.graphiql_query = graphiql_query
@@ -100,6 +103,8 @@ class GraphQLView(GraphQL[GraphContext, None]):
             ),
             request=request,
             response=response,
+            request_id=request.scope.get("state", {}).get("request_id", "-"),
+            observer=self.observer,
         )
         request.state.graph_context = context
         response.graphql_media_type = GRAPHQL_RESPONSE if wants_graphql_response(request) else JSON

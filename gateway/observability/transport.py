@@ -1,0 +1,72 @@
+"""An httpx transport that observes every upstream call: metrics, a child span with the
+trace context propagated to the vendor, and the call in the request's log line.
+
+It wraps the real transport (httpx's ``_transports/base.py`` seam), so connectors stay
+unaware of it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import TYPE_CHECKING
+
+import httpx
+
+from gateway.core.records import Vendor
+from gateway.observability.tracing import Tracing
+
+if TYPE_CHECKING:
+    from gateway.observability.metrics import Metrics
+
+_ID_AFTER = re.compile(r"/(agents|tracker)/[^/]+")
+
+
+def endpoint_template(path: str, base_path: str) -> str:
+    """``/v1/agents/8c1a…/tasks`` → ``/v1/agents/{id}/tasks``: ids never become labels."""
+    if base_path and path.startswith(base_path):
+        path = path[len(base_path) :]
+    return _ID_AFTER.sub(lambda m: f"/{m.group(1)}/{{id}}", path) or "/"
+
+
+class ObservedTransport(httpx.AsyncBaseTransport):
+    def __init__(
+        self,
+        vendor: Vendor,
+        inner: httpx.AsyncBaseTransport,
+        metrics: Metrics | None,
+        tracing: Tracing,
+        base_path: str = "",
+    ) -> None:
+        self.vendor = vendor
+        self.inner = inner
+        self.metrics = metrics
+        self.tracing = tracing
+        self.base_path = base_path.rstrip("/")
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        endpoint = endpoint_template(request.url.path, self.base_path)
+        started = time.perf_counter()
+        status = "error"
+        with self.tracing.upstream_span(self.vendor, request.method, endpoint) as span:
+            self.tracing.inject(request.headers)
+            try:
+                response = await self.inner.handle_async_request(request)
+            except httpx.TimeoutException:
+                status = "timeout"
+                raise
+            except httpx.TransportError:
+                status = "unreachable"
+                raise
+            else:
+                status = str(response.status_code)
+                return response
+            finally:
+                seconds = time.perf_counter() - started
+                span.set_attribute("http.response.status_code", status)
+                if self.metrics is not None:
+                    self.metrics.upstream_calls.labels(self.vendor.value, endpoint, status).inc()
+                    self.metrics.upstream_seconds.labels(self.vendor.value).observe(seconds)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
