@@ -148,7 +148,9 @@ def demo_settings(sandbox_url: str, sandbox: object) -> Settings:
 
 async def _demo(args: argparse.Namespace) -> None:
     from gateway.app import create_app
+    from gateway.observability.logging import setup_logging
 
+    setup_logging()
     sandbox = _make_sandbox(args)
     sandbox_socket = bind_socket(args.host, args.sandbox_port)
     sandbox_url = "http://{}:{}".format(*sandbox_socket.getsockname()[:2])

@@ -253,14 +253,19 @@ class TaskService:
                 status = current.vendor_status
             if "statusReason" not in fields:
                 status_reason = current.status_reason
-        try:
-            updated: TrackerRecord = await connector.update_tracker(  # type: ignore[attr-defined]
+
+        async def put() -> TrackerRecord:
+            return await connector.update_tracker(  # type: ignore[attr-defined, no-any-return]
                 native_id,
                 status=status,
                 status_reason=status_reason,
                 last_processed_event_id=last_processed_event_id,
                 credentials=credentials,
             )
+
+        try:
+            # A PUT is idempotent: retried like a read (connection errors, 5xx, 429).
+            updated = await self.upstream.vendors[Vendor.AGENTEX].retry.run(put)
         finally:
             # Even a failed or unknown outcome may have changed the upstream: never keep
             # serving what the cache held before the attempt.

@@ -24,6 +24,7 @@ class Observe(SchemaExtension):
         with observer.tracing.operation_span(name) as span:
             yield
             name = self.execution_context.operation_name or "anonymous"
+            span.update_name(f"graphql {name}")
             span.set_attribute("graphql.operation.name", name)
             seconds = time.perf_counter() - started
             result = self.execution_context.result

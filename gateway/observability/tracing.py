@@ -18,6 +18,9 @@ class _NoSpan:
     def set_attribute(self, key: str, value: Any) -> None:
         pass
 
+    def update_name(self, name: str) -> None:
+        pass
+
 
 NO_SPAN = _NoSpan()
 

@@ -51,3 +51,53 @@ def test_update_of_a_task_id_or_unknown_tracker_is_refused(make_gateway: Gateway
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     body = gateway.query(UPDATE, {"input": {"id": "garbage", "status": "x"}})
     assert body["errors"][0]["extensions"]["code"] == "INVALID_ID"
+
+
+def test_a_timed_out_put_is_an_unknown_outcome_and_the_cache_is_dropped(
+    make_gateway, settings, clean_sandbox
+) -> None:
+    from gateway.core.records import Vendor
+    from tests.conftest import vendor_settings
+
+    gateway = make_gateway(vendors=vendor_settings(settings, Vendor.AGENTEX, timeout=0.3).vendors)
+    tracker = gateway.data(TRACKERS)["trackers"]["nodes"][2]
+    clean_sandbox.reset_counters()
+    clean_sandbox.knobs(Vendor.AGENTEX).timeout_rate = 1.0
+    body = gateway.query(
+        UPDATE, {"input": {"id": tracker["id"], "status": "done", "statusReason": "ok"}}
+    )
+    assert body["errors"][0]["extensions"] == {
+        "code": "UPSTREAM_OUTCOME_UNKNOWN",
+        "vendor": "AGENTEX",
+    }
+    assert clean_sandbox.counters(Vendor.AGENTEX)["PUT /tracker/{tracker_id}"] == 1
+    clean_sandbox.knobs(Vendor.AGENTEX).timeout_rate = 0.0
+    # The upstream may hold the new value now: the page cached before the attempt must not
+    # be served again, so the next read goes to Agentex.
+    gateway.data(TRACKERS)
+    assert clean_sandbox.counters(Vendor.AGENTEX)["GET /tracker"] >= 1
+
+
+def test_an_idempotency_key_makes_a_repeat_return_the_first_answer(
+    make_gateway, clean_sandbox
+) -> None:
+    from gateway.core.records import Vendor
+
+    gateway = make_gateway()
+    tracker = gateway.data(TRACKERS)["trackers"]["nodes"][3]
+    variables = {
+        "input": {
+            "id": tracker["id"],
+            "status": "paused",
+            "statusReason": "hold",
+            "idempotencyKey": "op-123",
+        }
+    }
+    first = gateway.data(UPDATE, variables)["updateTracker"]
+    clean_sandbox.reset_counters()
+    again = gateway.data(UPDATE, variables)["updateTracker"]
+    assert again == first
+    assert clean_sandbox.counters(Vendor.AGENTEX).get("PUT /tracker/{tracker_id}", 0) == 0
+    variables["input"]["status"] = "running"
+    body = gateway.query(UPDATE, variables)
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"

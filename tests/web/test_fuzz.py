@@ -29,8 +29,11 @@ def test_any_valid_query_gets_a_well_formed_answer(gateway: GatewayClient, query
         assert error["extensions"]["code"] != "INTERNAL_SERVER_ERROR", error
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(query=from_schema(SDL, fields=["updateTracker"]))
 def test_any_valid_mutation_gets_a_well_formed_answer(gateway: GatewayClient, query: str) -> None:
     response = gateway.http.post("/graphql", json={"query": query})
