@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.routing import Mount
+from starlette.responses import PlainTextResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.core.records import Vendor
 from gateway.sandbox.agentex import AgentexSimulator
@@ -27,6 +28,28 @@ SANDBOX_CREDENTIALS: dict[Vendor, str | None] = {
     Vendor.ORQ: "sandbox-orq-token",
     Vendor.SUBNOTO: "sandbox-subnoto-key",
 }
+
+
+class PrefixDispatch:
+    """Each vendor's app under its path prefix. (Starlette's ``Mount`` cannot match a path
+    with a newline in it, which a vendor's own server routes like any other id.)"""
+
+    def __init__(self, apps: dict[str, ASGIApp], fallback: ASGIApp) -> None:
+        self.apps = apps
+        self.fallback = fallback  # lifespan, and paths of no vendor
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            path = scope["path"]
+            for prefix, app in self.apps.items():
+                if path.startswith(prefix + "/"):
+                    root = scope.get("root_path", "") + prefix
+                    await app({**scope, "root_path": root}, receive, send)
+                    return
+            if scope["type"] == "http":
+                await PlainTextResponse("Not Found", 404)(scope, receive, send)
+                return
+        await self.fallback(scope, receive, send)
 
 
 @dataclass(frozen=True)
@@ -77,9 +100,9 @@ class Sandbox:
                 self.data.subnoto, self.options.knobs(), creds[Vendor.SUBNOTO], seed
             ),
         }
-        self.app = Starlette(
-            routes=[Mount(f"/{v.value}", app=s.app()) for v, s in self.simulators.items()],
-            lifespan=self._lifespan,
+        self.app = PrefixDispatch(
+            {f"/{v.value}": s.app() for v, s in self.simulators.items()},
+            Starlette(lifespan=self._lifespan),
         )
 
     @contextlib.asynccontextmanager

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -52,9 +53,11 @@ class Knobs:
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
-    )
+    try:
+        content = orjson.dumps(body)
+    except TypeError:  # an integer past 64 bits, echoed from a request: Python's json copes
+        content = json.dumps(body).encode()
+    return Response(content, status_code=status, media_type="application/json", headers=headers)
 
 
 class Simulator:
@@ -140,7 +143,18 @@ class Simulator:
             Route("/_sandbox/counters", self._counters, methods=["GET", "DELETE"]),
             Route("/_sandbox/advance", self._advance, methods=["POST"]),
         ]
-        return Starlette(routes=routes)
+        return Starlette(
+            routes=routes,
+            exception_handlers={
+                404: self._no_route,
+                405: self._no_route,
+            },
+        )
+
+    async def _no_route(self, request: Request, exc: Exception) -> Response:
+        """An unknown path or method, answered in the vendor's own error shape."""
+        status = getattr(exc, "status_code", 404)
+        return self.error(request, status, "Not Found" if status == 404 else "Method Not Allowed")
 
     async def _knobs(self, request: Request) -> Response:
         if request.method != "GET":
