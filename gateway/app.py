@@ -12,10 +12,11 @@ import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from gateway.config import Settings, VendorConfig, load_settings
 from gateway.core.cache import PageCache, create_backend
+from gateway.core.poller import TaskPoller
 from gateway.core.records import Vendor
 from gateway.core.service import TaskService
 from gateway.core.upstream import Upstream, VendorRuntime
@@ -105,6 +106,7 @@ def vendor_settings(config: VendorConfig) -> VendorSettings:
 
 def create_app(settings: Settings, *, tracing: Tracing | None = None) -> Starlette:
     gateway = build_gateway(settings, tracing)
+    poller = TaskPoller(gateway.service, interval=settings.poll_interval)
     view = GraphQLView(
         gateway.service,
         schema=build_schema(settings.limits),
@@ -117,16 +119,19 @@ def create_app(settings: Settings, *, tracing: Tracing | None = None) -> Starlet
             load_manifest(settings.persisted_queries) if settings.persisted_queries else None,
         ),
         observer=gateway.observer,
+        poller=poller,
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
+        await poller.close()
         await gateway.aclose()
 
     app = Starlette(
         routes=[
             Route("/graphql", view, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", view),
             *ops_routes(gateway),
             *export_routes(gateway.service),
         ],
@@ -134,6 +139,7 @@ def create_app(settings: Settings, *, tracing: Tracing | None = None) -> Starlet
         lifespan=lifespan,
     )
     app.state.gateway = gateway
+    app.state.poller = poller
     return app
 
 

@@ -35,6 +35,7 @@ DEFAULT_CACHE_MAX_ENTRIES = 20_000
 DEFAULT_STALE_IF_ERROR_SECONDS = 300.0
 DEFAULT_MAX_FIRST = 100
 DEFAULT_REQUEST_DEADLINE_SECONDS = 15.0
+DEFAULT_POLL_INTERVAL_SECONDS = 5.0
 
 # How each vendor expects its key; Agentex has no auth in its spec, deployments add one.
 CREDENTIAL_STYLE: dict[Vendor, tuple[str, str | None]] = {
@@ -84,6 +85,8 @@ class Settings:
     request_deadline: float = DEFAULT_REQUEST_DEADLINE_SECONDS
     cors_origins: tuple[str, ...] = ()
     tracing: bool = False
+    poll_interval: float = DEFAULT_POLL_INTERVAL_SECONDS
+    """Seconds between the shared polls behind ``taskChanged`` subscriptions."""
     persisted_queries: str | None = None
     """An allow-list manifest: when set, only its documents run (APQ is always on)."""
 
@@ -161,6 +164,7 @@ def parse_settings(data: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
         request_deadline=_number(
             graphql, "request_deadline", DEFAULT_REQUEST_DEADLINE_SECONDS, "graphql."
         ),
+        poll_interval=_number(graphql, "poll_interval", DEFAULT_POLL_INTERVAL_SECONDS, "graphql."),
         tracing=bool(_table(data, "tracing").get("enabled", False))
         or env.get(f"{ENV_PREFIX}TRACING", "").lower() in ("1", "true", "yes"),
         cors_origins=tuple(str(o) for o in _list(data.get("cors", {}), "origins", "cors.")),
@@ -171,9 +175,9 @@ def parse_settings(data: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
 def _vendor(vendor: Vendor, raw: Mapping[str, Any], env: Mapping[str, str]) -> VendorConfig:
     where = f"vendors.{vendor.value}"
     prefix = f"{ENV_PREFIX}{vendor.name}_"
-    enabled_raw = env.get(f"{prefix}ENABLED", raw.get("enabled", "base_url" in raw))
-    enabled = str(enabled_raw).lower() in ("1", "true", "yes", "on")
     base_url = str(env.get(f"{prefix}BASE_URL") or raw.get("base_url") or "")
+    enabled_raw = env.get(f"{prefix}ENABLED", raw.get("enabled", bool(base_url)))
+    enabled = str(enabled_raw).lower() in ("1", "true", "yes", "on")
     secret = env.get(f"{prefix}API_KEY") or raw.get("api_key")
     header, scheme = CREDENTIAL_STYLE[vendor]
     header = str(raw.get("api_key_header", header))

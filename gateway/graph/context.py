@@ -23,6 +23,7 @@ class GraphContext:
     executed: bool = False
     request_id: str = "-"
     observer: Any = None
+    poller: Any = None
     parents: DataLoader[TaskRecord, TaskRecord | None] = field(init=False)
     children: DataLoader[TaskRecord, list[TaskRecord]] = field(init=False)
 

@@ -23,6 +23,7 @@ from gateway.graph.errors import GatewayErrors
 from gateway.graph.mutation import Mutation
 from gateway.graph.observe import Observe
 from gateway.graph.query import Query
+from gateway.graph.subscription import Subscription
 from gateway.graph.types import TaskType, TrackerType
 
 
@@ -61,6 +62,7 @@ def build_schema(limits: QueryLimits | None = None) -> strawberry.Schema:
     return GatewaySchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=[TaskType, TrackerType],
         extensions=extensions,
         config=StrawberryConfig(

@@ -22,6 +22,7 @@ from strawberry.asgi import GraphQL
 from strawberry.types import ExecutionResult
 
 from gateway.core.context import RequestState
+from gateway.core.poller import TaskPoller
 from gateway.core.service import TaskService
 from gateway.graph.context import GraphContext
 from gateway.observability import Observer
@@ -54,9 +55,11 @@ class GraphQLView(GraphQL[GraphContext, None]):
         request_deadline: float | None = None,
         persisted: PersistedQueries | None = None,
         observer: Observer | None = None,
+        poller: TaskPoller | None = None,
         **options: Any,
     ) -> None:
         super().__init__(**options)
+        self.poller = poller
         self.persisted = persisted
         self.observer = observer
         self.request_deadline = request_deadline
@@ -98,13 +101,14 @@ class GraphQLView(GraphQL[GraphContext, None]):
                 bypass_cache=bypass,
                 credentials=caller_credentials(request.headers) if self.forward_credentials else {},
                 deadline=time.monotonic() + self.request_deadline
-                if self.request_deadline
+                if self.request_deadline and request.scope["type"] == "http"
                 else None,
             ),
             request=request,
             response=response,
             request_id=request.scope.get("state", {}).get("request_id", "-"),
             observer=self.observer,
+            poller=self.poller,
         )
         request.state.graph_context = context
         response.graphql_media_type = GRAPHQL_RESPONSE if wants_graphql_response(request) else JSON

@@ -1,0 +1,31 @@
+"""Subscriptions: live task changes over graphql-transport-ws."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Annotated
+
+import strawberry
+
+from gateway.graph.context import GraphContext
+from gateway.graph.inputs import TaskFilter, to_list_query
+from gateway.graph.types import TaskType
+
+
+@strawberry.type(description="Live updates.")
+class Subscription:
+    @strawberry.subscription(
+        description="A task, each time its status or update time changes in any vendor. "
+        "Vendors have no push API: the gateway polls the newest tasks on an interval, one "
+        "poll shared by every subscriber, and diffs."
+    )
+    async def task_changed(
+        self,
+        info: strawberry.Info[GraphContext, None],
+        filter: Annotated[
+            TaskFilter | None, strawberry.argument(description="Only changes of these tasks.")
+        ] = None,
+    ) -> AsyncGenerator[TaskType, None]:
+        query, vendors = to_list_query(filter, None)
+        async for record in info.context.poller.subscribe(query, vendors):
+            yield record  # type: ignore[misc]
