@@ -12,7 +12,8 @@ import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 
 from gateway.config import Settings, VendorConfig, load_settings
 from gateway.core.cache import PageCache, create_backend
@@ -28,6 +29,7 @@ from gateway.vendors.base import VendorSettings
 from gateway.vendors.registry import connector_for
 from gateway.web.auth import ClientAuthMiddleware
 from gateway.web.export import export_routes
+from gateway.web.graphiql import ASSETS_DIR, ASSETS_PATH
 from gateway.web.graphql import GraphQLView
 from gateway.web.limits import BodySizeLimitMiddleware, RateLimitMiddleware
 from gateway.web.ops import ops_routes
@@ -132,6 +134,7 @@ def create_app(settings: Settings, *, tracing: Tracing | None = None) -> Starlet
         routes=[
             Route("/graphql", view, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", view),
+            Mount(ASSETS_PATH.rstrip("/"), StaticFiles(directory=ASSETS_DIR), name="assets"),
             *ops_routes(gateway),
             *export_routes(gateway.service),
         ],

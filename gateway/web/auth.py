@@ -12,6 +12,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway.web.errors import graphql_error_response
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+OPEN_PREFIXES = ("/graphql/assets/",)
+
+
+def is_ide_page(scope: Scope) -> bool:
+    """The GraphiQL page itself holds no data; the key goes in its headers tab."""
+    if scope["type"] != "http" or scope["method"] != "GET" or scope["path"] != "/graphql":
+        return False
+    query = scope.get("query_string", b"")
+    accept = dict(scope["headers"]).get(b"accept", b"")
+    return b"text/html" in accept and b"query=" not in query and b"extensions=" not in query
 
 
 def digest(key: str) -> bytes:
@@ -43,7 +53,13 @@ class ClientAuthMiddleware:
         return any(hmac.compare_digest(candidate, d) for d in self.digests)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"] in self.open_paths:
+        path = scope.get("path", "")
+        if (
+            scope["type"] not in ("http", "websocket")
+            or path in self.open_paths
+            or path.startswith(OPEN_PREFIXES)
+            or is_ide_page(scope)
+        ):
             await self.app(scope, receive, send)
             return
         key = client_key(scope["headers"])

@@ -97,3 +97,14 @@ def test_query_limits(gateway, query, code) -> None:
 def test_field_suggestions_are_off(gateway) -> None:
     body = gateway.query("{ task { nodes { id } } }")
     assert "Did you mean" not in body["errors"][0]["message"]
+
+
+def test_the_graphiql_page_and_its_assets_need_no_key_but_queries_do(locked) -> None:
+    page = locked.http.get("/graphql", headers={"accept": "text/html"})
+    assert page.status_code == 200 and "/graphql/assets/graphiql@" in page.text
+    asset = locked.http.get("/graphql/assets/react@18.2.0/umd/react.production.min.js")
+    assert asset.status_code == 200
+    query = locked.http.get(
+        "/graphql", params={"query": "{ vendors { vendor } }"}, headers={"accept": "text/html"}
+    )
+    assert query.status_code == 401
