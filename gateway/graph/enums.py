@@ -10,6 +10,7 @@ import enum
 import strawberry
 
 from gateway.core.records import Direction, OrderField, TaskStatus, Vendor
+from gateway.core.stats import GroupBy
 
 
 def describe(
@@ -75,4 +76,16 @@ DirectionEnum = describe(
     "Sort direction.",
     {"ASC": "Oldest first.", "DESC": "Newest first."},
     name="OrderDirection",
+)
+
+GroupByEnum = describe(
+    GroupBy,
+    "A dimension to group task statistics by.",
+    {
+        "VENDOR": "The vendor.",
+        "STATUS": "The shared status.",
+        "AGENT": "The agent (null for Subnoto).",
+        "DAY": "The UTC day of the task's last update.",
+    },
+    name="TaskGroupBy",
 )

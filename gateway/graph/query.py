@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 import strawberry
 
 from gateway.core.records import TaskRecord, TrackerRecord, Vendor
+from gateway.core.stats import STATS_ORDER, GroupBy, task_stats
 from gateway.graph.context import GraphContext
 from gateway.graph.inputs import TaskFilter, TaskOrder, to_list_query
 from gateway.graph.types import (
@@ -14,6 +16,8 @@ from gateway.graph.types import (
     PageInfo,
     TaskConnection,
     TaskEdge,
+    TaskStats,
+    TaskStatsGroup,
     TaskType,
     TrackerConnection,
     VendorInfo,
@@ -105,6 +109,30 @@ class Query:
                 has_next_page=page.has_next_page,
                 end_cursor=page.cursor(page.items[-1]) if page.items else after,
             ),
+        )
+
+    @strawberry.field(
+        description="Counts (and orq's cost and token sums, and durations) over every task "
+        "matching the filter, not one page, grouped as asked."
+    )
+    async def task_stats(
+        self,
+        info: Info,
+        filter: Annotated[
+            TaskFilter | None, strawberry.argument(description="Which tasks.")
+        ] = None,
+        group_by: Annotated[
+            list[GroupBy], strawberry.argument(description="Dimensions; [] for one total.")
+        ] = (GroupBy.VENDOR,),  # type: ignore[assignment]
+    ) -> TaskStats:
+        query, vendors = to_list_query(filter, None)
+        service = info.context.service
+        plan = service.plan(replace(query, order=STATS_ORDER), vendors)
+        stats = await task_stats(service, plan, list(dict.fromkeys(group_by)), info.context.state)
+        return TaskStats(
+            total=stats.total,
+            groups=[TaskStatsGroup.from_group(g) for g in stats.groups],
+            missing_vendors=[e.vendor for e in info.context.state.errors],
         )
 
     @strawberry.field(description="Every vendor: enabled, and how its recent calls went.")

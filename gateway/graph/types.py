@@ -13,6 +13,7 @@ from gateway.core.health import VendorHealth
 from gateway.core.merge import MergedItem, MergedPage
 from gateway.core.records import TaskMetrics, TaskRecord, TaskStatus, TrackerRecord, Vendor
 from gateway.core.service import Plan
+from gateway.core.stats import Group, GroupBy
 from gateway.graph.enums import TaskStatusEnum, VendorEnum  # noqa: F401  (registers enums)
 
 if TYPE_CHECKING:
@@ -251,3 +252,46 @@ class VendorInfo:
             cache_hit_ratio=health.cache_hit_ratio,
             unknown_statuses=sum(health.unknown_statuses.values()),
         )
+
+
+@strawberry.type(description="Statistics of one group of tasks.")
+class TaskStatsGroup:
+    vendor: Vendor | None = strawberry.field(description="Set when grouped by VENDOR.")
+    status: TaskStatus | None = strawberry.field(description="Set when grouped by STATUS.")
+    agent_id: str | None = strawberry.field(description="Set when grouped by AGENT.")
+    day: str | None = strawberry.field(description="Set when grouped by DAY (YYYY-MM-DD, UTC).")
+    count: int = strawberry.field(description="Tasks in the group.")
+    total_cost: float | None = strawberry.field(
+        description="Sum of the reported costs (orq), null when no task reports one."
+    )
+    total_tokens: int | None = strawberry.field(
+        description="Sum of the reported tokens (orq), null when no task reports them."
+    )
+    average_duration_seconds: float | None = strawberry.field(
+        description="Mean time from creation to last update, of tasks with both times."
+    )
+
+    @classmethod
+    def from_group(cls, group: Group) -> TaskStatsGroup:
+        key = group.key
+        status = key.get(GroupBy.STATUS)
+        vendor = key.get(GroupBy.VENDOR)
+        return cls(
+            vendor=Vendor[vendor] if vendor else None,
+            status=TaskStatus(status) if status else None,
+            agent_id=key.get(GroupBy.AGENT),
+            day=key.get(GroupBy.DAY),
+            count=group.count,
+            total_cost=round(group.total_cost, 6) if group.with_metrics else None,
+            total_tokens=group.total_tokens if group.with_metrics else None,
+            average_duration_seconds=group.average_duration_seconds,
+        )
+
+
+@strawberry.type(description="Counts and sums over the whole filtered set of tasks.")
+class TaskStats:
+    total: int = strawberry.field(description="All matching tasks.")
+    groups: list[TaskStatsGroup] = strawberry.field(description="One entry per group.")
+    missing_vendors: list[Vendor] = strawberry.field(
+        description="Vendors that could not answer: the figures leave them out."
+    )
