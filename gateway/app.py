@@ -35,6 +35,7 @@ from gateway.web.limits import BodySizeLimitMiddleware, RateLimitMiddleware
 from gateway.web.ops import ops_routes
 from gateway.web.persisted import PersistedQueries, load_manifest
 from gateway.web.request_id import RequestIdMiddleware
+from gateway.web.response_cache import ResponseCache
 
 DEFAULT_POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 USER_AGENT = "task-gateway/0.1"
@@ -122,6 +123,7 @@ def create_app(settings: Settings, *, tracing: Tracing | None = None) -> Starlet
         ),
         observer=gateway.observer,
         poller=poller,
+        responses=response_cache(settings, gateway),
     )
 
     @contextlib.asynccontextmanager
@@ -144,6 +146,16 @@ def create_app(settings: Settings, *, tracing: Tracing | None = None) -> Starlet
     app.state.gateway = gateway
     app.state.poller = poller
     return app
+
+
+def response_cache(settings: Settings, gateway: Gateway) -> ResponseCache | None:
+    """Identical reads answered from memory for the shortest first-page TTL (off with
+    ``graphql.response_cache = false`` or when every TTL is 0)."""
+    ttls = [c.first_page_ttl for c in settings.enabled]
+    if not settings.response_cache or not ttls or min(ttls) <= 0:
+        return None
+    upstream = gateway.service.upstream
+    return ResponseCache(upstream.cache, tuple(upstream.vendors), ttl=min(ttls))
 
 
 def middleware(settings: Settings) -> list[Middleware]:

@@ -85,6 +85,7 @@ class Settings:
     request_deadline: float = DEFAULT_REQUEST_DEADLINE_SECONDS
     cors_origins: tuple[str, ...] = ()
     tracing: bool = False
+    response_cache: bool = True
     poll_interval: float = DEFAULT_POLL_INTERVAL_SECONDS
     """Seconds between the shared polls behind ``taskChanged`` subscriptions."""
     persisted_queries: str | None = None
@@ -165,6 +166,7 @@ def parse_settings(data: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
             graphql, "request_deadline", DEFAULT_REQUEST_DEADLINE_SECONDS, "graphql."
         ),
         poll_interval=_number(graphql, "poll_interval", DEFAULT_POLL_INTERVAL_SECONDS, "graphql."),
+        response_cache=bool(graphql.get("response_cache", True)),
         tracing=bool(_table(data, "tracing").get("enabled", False))
         or env.get(f"{ENV_PREFIX}TRACING", "").lower() in ("1", "true", "yes"),
         cors_origins=tuple(str(o) for o in _list(data.get("cors", {}), "origins", "cors.")),

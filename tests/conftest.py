@@ -119,3 +119,26 @@ def redis_url(redis_server: RedisServer) -> str:
         redis_server.start()
     redis_server.flush()
     return redis_server.url
+
+
+class OwnSandbox:
+    """A sandbox of the test module's own, for tests that change vendor data (writes,
+    progressing tasks), so the shared sandbox stays as every other test expects it."""
+
+    def __init__(
+        self, sandbox: Sandbox, server: ServerThread, factory: GatewayFactory, settings: Settings
+    ) -> None:
+        self.sandbox = sandbox
+        self.server = server
+        self.factory = factory
+        self.settings = settings
+
+    def gateway(self, **changes: Any) -> GatewayClient:
+        return self.factory(**{"vendors": self.settings.vendors, **changes})
+
+
+@pytest.fixture(scope="module")
+def own(make_gateway: GatewayFactory) -> Iterator[OwnSandbox]:
+    sandbox = Sandbox(SandboxOptions(size=60, seed=23))
+    with ServerThread(sandbox.app) as server:
+        yield OwnSandbox(sandbox, server, make_gateway, demo_settings(server.url, sandbox))

@@ -55,6 +55,18 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.response_cache_hits = Counter(
+            "gateway_response_cache_hits",
+            "GraphQL requests answered whole from the response "
+            "cache (also counted in gateway_graphql_requests as ok).",
+            ["operation"],
+            registry=self.registry,
+        )
+
+    def count_cached_response(self, operation: str) -> None:
+        self.requests.labels(operation, "ok").inc()
+        self.response_cache_hits.labels(operation).inc()
+
     def watch(self, upstream: Upstream) -> None:
         """Expose the state ``upstream`` keeps (health, cache, circuits) at scrape time."""
         self.registry.register(StateCollector(upstream))

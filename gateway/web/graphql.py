@@ -29,6 +29,7 @@ from gateway.observability import Observer
 from gateway.web.credentials import caller_credentials
 from gateway.web.graphiql import graphiql_page
 from gateway.web.persisted import PersistedQueries, PersistedQueryError
+from gateway.web.response_cache import ResponseCache
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -37,6 +38,13 @@ BYPASS_HEADER = "x-cache-bypass"
 
 def wants_graphql_response(request: Request) -> bool:
     return GRAPHQL_RESPONSE in request.headers.get("accept", "")
+
+
+def bypass_requested(request: Request | Any) -> bool:
+    headers = request.headers
+    return headers.get(BYPASS_HEADER, "").lower() in ("1", "true", "yes") or (
+        "no-cache" in headers.get("cache-control", "")
+    )
 
 
 def error_response(status: int, message: str, code: str, media_type: str) -> Response:
@@ -56,9 +64,11 @@ class GraphQLView(GraphQL[GraphContext, None]):
         persisted: PersistedQueries | None = None,
         observer: Observer | None = None,
         poller: TaskPoller | None = None,
+        responses: ResponseCache | None = None,
         **options: Any,
     ) -> None:
         super().__init__(**options)
+        self.responses = responses
         self.poller = poller
         self.persisted = persisted
         self.observer = observer
@@ -73,8 +83,24 @@ class GraphQLView(GraphQL[GraphContext, None]):
             return
         request = Request(scope, receive)
         media_type = GRAPHQL_RESPONSE if wants_graphql_response(request) else JSON
+        cacheable = await self._response_key(request, media_type)
+        cache_key = cacheable[0] if cacheable else None
+        if cacheable is not None and self.responses is not None:
+            cached = self.responses.get(cacheable[0])
+            if cached is not None:
+                if self.observer is not None and self.observer.metrics is not None:
+                    self.observer.metrics.count_cached_response(cacheable[1])
+                await Response(cached, media_type=media_type)(scope, receive, send)
+                return
         try:
             response = await self.run(request)
+            if (
+                cache_key is not None
+                and self.responses is not None
+                and response.status_code == 200
+                and b'"errors"' not in response.body
+            ):
+                self.responses.put(cache_key, bytes(response.body))
         except PersistedQueryError as exc:
             # Apollo clients expect a 200 with this error, then resend with the query.
             response = error_response(200, exc.message, exc.code, media_type)
@@ -91,10 +117,29 @@ class GraphQLView(GraphQL[GraphContext, None]):
             response = error_response(status, exc.reason, code, media_type)
         await response(scope, receive, send)
 
+    async def _response_key(self, request: Request, media_type: str) -> tuple[str, str] | None:
+        """The response-cache key of a plain read, or None when it must not be cached."""
+        if self.responses is None or bypass_requested(request):
+            return None
+        if request.method == "POST":
+            try:
+                payload = orjson.loads(await request.body())
+            except orjson.JSONDecodeError:
+                return None
+            if not isinstance(payload, dict) or "extensions" in payload:
+                return None
+        elif request.method == "GET" and "extensions" not in request.query_params:
+            payload = {
+                "query": request.query_params.get("query"),
+                "operationName": request.query_params.get("operationName"),
+                "variables": request.query_params.get("variables"),
+            }
+        else:
+            return None
+        return await self.responses.key(payload, request.scope["headers"], media_type)
+
     async def get_context(self, request: Request, response: Any) -> GraphContext:  # type: ignore[override]
-        bypass = request.headers.get(BYPASS_HEADER, "").lower() in ("1", "true", "yes") or (
-            "no-cache" in request.headers.get("cache-control", "")
-        )
+        bypass = bypass_requested(request)
         context = GraphContext(
             service=self.service,
             state=RequestState(

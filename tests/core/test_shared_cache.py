@@ -77,10 +77,8 @@ def test_a_burst_of_200_identical_queries_makes_the_calls_of_one(
     assert burst_calls == single, (burst_calls, single)
 
 
-def test_a_mutation_through_one_replica_is_seen_at_once_through_the_other(
-    make_gateway: GatewayFactory, redis_url
-) -> None:
-    one, two = make_gateway(cache_url=redis_url), make_gateway(cache_url=redis_url)
+def test_a_mutation_through_one_replica_is_seen_at_once_through_the_other(own, redis_url) -> None:
+    one, two = own.gateway(cache_url=redis_url), own.gateway(cache_url=redis_url)
     tracker = two.data(TRACKERS)["trackers"]["nodes"][0]
     one.data(TRACKERS)  # both replicas have it cached now
     new = "paused" if tracker["vendorStatus"] != "paused" else "running"

@@ -9,8 +9,6 @@ from typing import Any
 
 import websockets
 
-from tests.conftest import GatewayFactory
-
 SUBSCRIBE = """subscription($f: TaskFilter) {
   taskChanged(filter: $f) { id vendor status vendorStatus updatedAt } }"""
 
@@ -45,10 +43,8 @@ def fast_vendors(settings):
     return {v: replace(c, cache_ttl=0.1, first_page_ttl=0.1) for v, c in settings.vendors.items()}
 
 
-def test_changes_are_pushed_and_one_poll_serves_every_subscriber(
-    make_gateway: GatewayFactory, settings, clean_sandbox
-) -> None:
-    gateway = make_gateway(poll_interval=0.2, vendors=fast_vendors(settings))
+def test_changes_are_pushed_and_one_poll_serves_every_subscriber(own) -> None:
+    gateway = own.gateway(poll_interval=0.2, vendors=fast_vendors(own.settings))
     url = gateway.url.replace("http://", "ws://") + "/graphql"
     poller = gateway.server.server.config.app.state.poller
 
@@ -61,7 +57,7 @@ def test_changes_are_pushed_and_one_poll_serves_every_subscriber(
         while poller.polls < 2:  # the baseline is taken
             await asyncio.sleep(0.05)
         assert len(poller.subscribers) == 2 and poller.running
-        clean_sandbox.advance(1)  # one live task of every vendor moves on
+        own.sandbox.advance(1)  # one live task of every vendor moves on
         return await everything, await agentex
 
     everything, agentex = asyncio.run(scenario())

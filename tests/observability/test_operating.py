@@ -57,9 +57,11 @@ def test_metrics_name_requests_upstream_calls_cache_and_circuits(
 ) -> None:
     gateway = make_gateway()
     gateway.data(QUERY)
-    gateway.data(QUERY)
+    gateway.data(QUERY)  # answered whole from the response cache
+    gateway.data(QUERY.replace("first: 5", "first: 6"))  # pages from the page cache
     text = gateway.http.get("/metrics").text
-    assert 'gateway_graphql_requests_total{operation="Recent",outcome="ok"} 2.0' in text
+    assert 'gateway_response_cache_hits_total{operation="Recent"} 1.0' in text
+    assert 'gateway_graphql_requests_total{operation="Recent",outcome="ok"} 3.0' in text
     assert "gateway_graphql_request_seconds_bucket" in text
     assert 'gateway_upstream_calls_total{endpoint="/tracker",status="200",vendor="agentex"}' in text
     assert 'endpoint="/v1/agents/{id}/tasks"' in text  # ids never become labels

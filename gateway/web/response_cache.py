@@ -1,0 +1,103 @@
+"""Whole-response caching of identical read operations, in process.
+
+A hit answers with the stored bytes before any GraphQL work. The key holds the document,
+variables and operation name, the caller (a digest of its key and of any vendor keys it
+forwards), the response media type, and every vendor's cache generation, so a write
+(``updateTracker``) makes older answers unreachable at once, also across replicas.
+Entries live for the shortest first-page TTL of the vendors, the freshness the page cache
+already promises. Not cached: mutations and subscriptions, answers with errors (a vendor
+missing), ``fresh`` or bypass requests, and queries asking for ``vendorParts`` (which
+describe one particular fetch).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+import orjson
+from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
+
+from gateway.core.cache import PageCache
+from gateway.core.records import Vendor
+
+DEFAULT_MAX_ENTRIES = 2_000
+CALLER_HEADERS = (b"authorization", b"x-api-key")
+VENDOR_KEY_PREFIX = b"x-vendor-key-"
+
+
+@lru_cache(maxsize=1024)
+def cacheable_operation(query: str, operation_name: str | None) -> str | None:
+    """The name of the query operation to run, if its answer may be cached (a query that
+    does not ask how its data was fetched); None otherwise."""
+    if "vendorParts" in query or "fresh" in query:
+        return None
+    try:
+        document = parse(query)
+    except GraphQLError:
+        return None
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    chosen = [
+        op
+        for op in operations
+        if operation_name is None or (op.name is not None and op.name.value == operation_name)
+    ]
+    if len(chosen) != 1 or chosen[0].operation is not OperationType.QUERY:
+        return None
+    return chosen[0].name.value if chosen[0].name else "anonymous"
+
+
+class ResponseCache:
+    def __init__(
+        self,
+        pages: PageCache,
+        vendors: tuple[Vendor, ...],
+        ttl: float,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+    ) -> None:
+        self.pages = pages
+        self.vendors = vendors
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self.entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    async def key(
+        self, payload: Mapping[str, Any], headers: list[tuple[bytes, bytes]], media_type: str
+    ) -> str | None:
+        query = payload.get("query")
+        operation = payload.get("operationName")
+        if not isinstance(query, str) or not (operation is None or isinstance(operation, str)):
+            return None
+        name = cacheable_operation(query, operation)
+        if name is None:
+            return None
+        caller = hashlib.sha256()
+        for header, value in headers:
+            if header in CALLER_HEADERS or header.startswith(VENDOR_KEY_PREFIX):
+                caller.update(header + b"=" + value + b";")
+        generations = [await self.pages.generation(v) for v in self.vendors]
+        material = orjson.dumps(
+            [query, payload.get("variables"), operation, media_type, generations],
+            option=orjson.OPT_SORT_KEYS,
+        )
+        return hashlib.sha256(material + caller.digest()).hexdigest(), name
+
+    def get(self, key: str) -> bytes | None:
+        entry = self.entries.get(key)
+        if entry is None or entry[0] < time.monotonic():
+            self.misses += 1
+            return None
+        self.hits += 1
+        return entry[1]
+
+    def put(self, key: str, body: bytes) -> None:
+        self.entries[key] = (time.monotonic() + self.ttl, body)
+        self.entries.move_to_end(key)
+        while len(self.entries) > self.max_entries:
+            self.entries.popitem(last=False)
