@@ -72,6 +72,13 @@ class Reader:
         return record
 
     @property
+    def may_have_more(self) -> bool:
+        """Not known to be exhausted: not yet read, or a next page to read."""
+        if self.done or self.failed:
+            return False
+        return self.records is None or (self.source.ordered and self.next_token is not None)
+
+    @property
     def needs_fill(self) -> bool:
         return not self.done and not self.failed and self.head() is None
 
@@ -212,8 +219,10 @@ async def merge_page(
             break
         record = best.pop()
         items.append(MergedItem(record, tuple(r.position for r in readers)))
-    await fill_all(readers, state)
-    has_next = any(r.head() is not None for r in readers)
+    # No upstream call just to learn whether there is more: a source with a next page
+    # counts as more (rarely that page then holds no match: the next page comes back
+    # empty). A page shorter than ``first`` is always the last.
+    has_next = any(r.head() is not None or r.may_have_more for r in readers)
     return MergedPage(items, has_next, tuple(keys), fingerprint)
 
 

@@ -82,6 +82,15 @@ def generate(size: int, seed: int, now: datetime) -> SandboxData:
     ties = [now - timedelta(hours=rng.randint(1, 24 * 20)) for _ in range(4)]
     times = _Times(rng, now, ties)
     data = SandboxData(now=now)
+    # Agents come first, from their own generator: the same seed gives the same agents at
+    # any size, so a client can be configured without loading the data.
+    agent_rng = random.Random(f"agents:{seed}")
+    data.agents = {
+        "agentex": [_uuid(agent_rng) for _ in range(AGENTS_PER_VENDOR)],
+        "xpander": [_uuid(agent_rng) for _ in range(AGENTS_PER_VENDOR)],
+        "orq": [f"support-agent-{n}" for n in range(1, AGENTS_PER_VENDOR + 1)],
+        "subnoto": [],
+    }
     _agentex(data, rng, times, size)
     _xpander(data, rng, times, size)
     _orq(data, rng, times, size)
@@ -90,8 +99,7 @@ def generate(size: int, seed: int, now: datetime) -> SandboxData:
 
 
 def _agentex(data: SandboxData, rng: random.Random, times: _Times, size: int) -> None:
-    agents = [_uuid(rng) for _ in range(AGENTS_PER_VENDOR)]
-    data.agents["agentex"] = agents
+    agents = data.agents["agentex"]
     for i in range(size):
         created = times.created()
         task_id = _uuid(rng)
@@ -112,8 +120,7 @@ def _agentex(data: SandboxData, rng: random.Random, times: _Times, size: int) ->
 
 
 def _xpander(data: SandboxData, rng: random.Random, times: _Times, size: int) -> None:
-    agents = [_uuid(rng) for _ in range(AGENTS_PER_VENDOR)]
-    data.agents["xpander"] = agents
+    agents = data.agents["xpander"]
     org = _uuid(rng)
     users = [_uuid(rng) for _ in range(4)]
     every: list[dict[str, Any]] = []
@@ -145,8 +152,7 @@ def _xpander(data: SandboxData, rng: random.Random, times: _Times, size: int) ->
 
 
 def _orq(data: SandboxData, rng: random.Random, times: _Times, size: int) -> None:
-    agents = [f"support-agent-{n}" for n in range(1, AGENTS_PER_VENDOR + 1)]
-    data.agents["orq"] = agents
+    agents = data.agents["orq"]
     workspace = _uuid(rng)
     states = [
         {"waiting_for_approval": False, "inactive": False, "error": None},
@@ -213,7 +219,6 @@ def _orq(data: SandboxData, rng: random.Random, times: _Times, size: int) -> Non
 
 
 def _subnoto(data: SandboxData, rng: random.Random, times: _Times, size: int) -> None:
-    data.agents["subnoto"] = []
     for i in range(size):
         moment = times.created()
         state = SUBNOTO_STATES[i % len(SUBNOTO_STATES)]

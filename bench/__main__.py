@@ -1,0 +1,358 @@
+"""Task Gateway benchmarks: ``python -m bench [NAME ...] [--quick] [--minutes M]``.
+
+Every figure is printed as a ratio against a baseline measured in the same run, on the same
+machine, because these machines are noisy. Sandbox, gateway and baselines run in separate
+processes on loopback; every load is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+
+from bench.harness import (
+    HOST,
+    Run,
+    counters,
+    free_port,
+    gateway_process,
+    load,
+    process,
+    reset_counters,
+    rss_kib,
+    sandbox_process,
+    sequential,
+    set_knobs,
+)
+from gateway.core.records import Vendor
+
+FIELDS = (
+    "id vendor nativeId agentId status vendorStatus title summary createdAt updatedAt userId link"
+)
+PAGE_50 = {"query": f"query Page {{ tasks(first: 50) {{ nodes {{ {FIELDS} }} }} }}"}
+LATENCIES = {Vendor.AGENTEX: 20, Vendor.XPANDER: 50, Vendor.ORQ: 80, Vendor.SUBNOTO: 120}
+BYPASS = {"x-cache-bypass": "1"}
+RESULTS: list[str] = []
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+    RESULTS.append(line)
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+# -- 1. fan-out --------------------------------------------------------------------------
+def fanout(args: argparse.Namespace) -> None:
+    count = 15 if args.quick else 60
+    with sandbox_process(300) as sandbox, gateway_process(sandbox) as (gateway, _):
+        for vendor, ms in LATENCIES.items():
+            set_knobs(sandbox, vendor, latency_ms=ms)
+        url = f"{gateway}/graphql"
+        sequential(url, PAGE_50, 3, BYPASS)  # warm connections
+        all_four = sequential(url, PAGE_50, count, BYPASS)
+        slowest = sequential(
+            url,
+            {
+                "query": PAGE_50["query"].replace(
+                    "first: 50", "first: 50, filter: {vendors: [SUBNOTO]}"
+                )
+            },
+            count,
+            BYPASS,
+        )
+    total = sum(LATENCIES.values())
+    ratio = all_four.p50 / slowest.p50
+    say(
+        f"fanout: p50 all four {all_four.p50:.1f} ms (p99 {all_four.pct(0.99):.1f}), "
+        f"slowest vendor alone {slowest.p50:.1f} ms (p99 {slowest.pct(0.99):.1f})"
+    )
+    say(
+        f"fanout: ratio to slowest {ratio:.3f} (target <= 1.03 and within 4 ms: "
+        f"{verdict(ratio <= 1.03 or all_four.p50 - slowest.p50 <= 4)}), ratio to the sum of "
+        f"latencies {all_four.p50 / total:.2f} (about 0.45)"
+    )
+
+
+# -- 2. cache hits vs a bare Starlette endpoint ---------------------------------------------
+BARE_APP = """
+import os
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+BODY = open(os.environ["BENCH_BODY"], "rb").read()
+async def graphql(request):
+    await request.body()
+    return Response(BODY, media_type="application/json")
+app = Starlette(routes=[Route("/graphql", graphql, methods=["POST"])])
+"""
+
+
+@contextlib.contextmanager
+def bare_starlette(body: bytes) -> Iterator[str]:
+    directory = os.path.join(os.getcwd(), ".bench-tmp")
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, "bare_app.py"), "w") as f:
+        f.write(BARE_APP)
+    with open(os.path.join(directory, "body.json"), "wb") as f:
+        f.write(body)
+    port = free_port()
+    url = f"http://{HOST}:{port}"
+    with process(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bare_app:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--app-dir",
+            directory,
+        ],
+        f"{url}/",
+        {"BENCH_BODY": os.path.join(directory, "body.json")},
+    ):
+        yield url
+
+
+def cache_hits(args: argparse.Namespace) -> None:
+    seconds = 5 if args.quick else 15
+    concurrency = 32
+    results: dict[str, Run] = {}
+    with sandbox_process(300) as sandbox:
+        for label, config in (
+            ("whole-response cache", {}),
+            ("page cache only", {"graphql": {"response_cache": False}}),
+        ):
+            with gateway_process(sandbox, **config) as (gateway, _):
+                url = f"{gateway}/graphql"
+                body = httpx.post(url, json=PAGE_50).content
+                asyncio.run(load(url, PAGE_50, concurrency=8, seconds=1))  # warm
+                results[label] = asyncio.run(
+                    load(url, PAGE_50, concurrency=concurrency, seconds=seconds)
+                )
+    with bare_starlette(body) as bare:
+        asyncio.run(load(f"{bare}/graphql", PAGE_50, concurrency=8, seconds=1))
+        floor = asyncio.run(
+            load(f"{bare}/graphql", PAGE_50, concurrency=concurrency, seconds=seconds)
+        )
+    say(
+        f"cache hits: bare Starlette floor {floor.rate:.0f} req/s (p50 {floor.p50:.1f} ms, "
+        f"p99 {floor.pct(0.99):.1f} ms)"
+    )
+    for label, run in results.items():
+        ratio = run.rate / floor.rate
+        say(
+            f"cache hits: {label}: {run.rate:.0f} req/s, ratio {ratio:.2f} "
+            f"(target >= 0.50: {verdict(ratio >= 0.5)}), p50 {run.p50:.1f} ms, "
+            f"p99 {run.pct(0.99):.1f} ms"
+        )
+    best = results["whole-response cache"]
+    with sandbox_process(300) as sandbox, gateway_process(sandbox) as (gateway, _):
+        url = f"{gateway}/graphql"
+        httpx.post(url, json=PAGE_50)
+        half = asyncio.run(load(url, PAGE_50, concurrency=8, seconds=seconds, rate=best.rate / 2))
+    say(
+        f"cache hits: at half that rate ({best.rate / 2:.0f} req/s) p99 "
+        f"{half.pct(0.99):.1f} ms (target < 10 ms: {verdict(half.pct(0.99) < 10)})"
+    )
+
+
+# -- 3. burst after expiry -------------------------------------------------------------------
+def burst(args: argparse.Namespace) -> None:
+    ttl = {"cache_ttl": 1, "first_page_ttl": 1}
+    with (
+        sandbox_process(300) as sandbox,
+        gateway_process(sandbox, vendor=ttl, graphql={"response_cache": False}) as (gateway, _),
+    ):
+        for vendor in Vendor:
+            set_knobs(sandbox, vendor, latency_ms=50)
+        url = f"{gateway}/graphql"
+        reset_counters(sandbox)
+        httpx.post(url, json=PAGE_50)  # what one query costs; its pages expire in 1 s
+        one = counters(sandbox)
+        time.sleep(1.5)
+        reset_counters(sandbox)
+
+        async def fire() -> None:
+            async with httpx.AsyncClient(timeout=30) as client:
+                await asyncio.gather(*(client.post(url, json=PAGE_50) for _ in range(200)))
+
+        asyncio.run(fire())
+        many = counters(sandbox)
+    for vendor in Vendor:
+        say(
+            f"burst: {vendor.value}: 200 concurrent identical queries after expiry made "
+            f"{many[vendor]} upstream calls; one query makes {one[vendor]} "
+            f"({verdict(many[vendor] <= one[vendor])})"
+        )
+
+
+# -- 4. cost grows with the page, not the data ------------------------------------------------
+def page_cost(args: argparse.Namespace) -> None:
+    count = 10 if args.quick else 30
+    big = 10_000 if args.quick else 50_000
+    orders = {
+        "CREATED_AT DESC (every vendor streams)": "CREATED_AT",
+        "UPDATED_AT DESC (xpander, orq read whole)": "UPDATED_AT",
+    }
+    figures: dict[tuple[int, str], tuple[float, float]] = {}
+    for size in (100, big):
+        with sandbox_process(size) as sandbox, gateway_process(sandbox) as (gateway, _):
+            url = f"{gateway}/graphql"
+            for label, field in orders.items():
+                body = {
+                    "query": f"{{ tasks(first: 20, orderBy: {{field: {field}}}) "
+                    f"{{ nodes {{ id }} }} }}"
+                }
+                reset_counters(sandbox)
+                httpx.post(url, json=body, headers=BYPASS, timeout=300)
+                calls = sum(counters(sandbox).values())
+                run = sequential(url, body, count, BYPASS)
+                figures[(size, label)] = (run.p50, calls)
+    for label in orders:
+        small_ms, small_calls = figures[(100, label)]
+        big_ms, big_calls = figures[(big, label)]
+        say(
+            f"page cost, {label}: first:20 over 100 vs {big} tasks/vendor: latency "
+            f"{small_ms:.1f} -> {big_ms:.1f} ms (ratio {big_ms / small_ms:.2f}), upstream calls "
+            f"{small_calls:.0f} -> {big_calls:.0f} (ratio {big_calls / small_calls:.2f})"
+            + (
+                f" target < 1.2: {verdict(max(big_ms / small_ms, big_calls / small_calls) < 1.2)}"
+                if label.startswith("CREATED")
+                else " (uncached cost; cached per TTL)"
+            )
+        )
+
+
+# -- 5. memory under mixed load ---------------------------------------------------------------
+def memory(args: argparse.Namespace) -> None:
+    minutes = args.minutes
+    bound_mib = 400
+    max_entries = 2000
+    with (
+        sandbox_process(5000) as sandbox,
+        gateway_process(
+            sandbox,
+            cache={"max_entries": max_entries},
+            vendor={"cache_ttl": 2, "first_page_ttl": 1},
+        ) as (gateway, pid),
+    ):
+        url = f"{gateway}/graphql"
+        start_rss = rss_kib(pid) / 1024
+        queries = [
+            PAGE_50,
+            {"query": "{ tasks(first: 100, filter: {statuses: [FAILED]}) { nodes { id } } }"},
+            {
+                "query": "{ tasks(first: 20, orderBy: {field: CREATED_AT, direction: ASC}) "
+                "{ nodes { id subtasks { id } } } }"
+            },
+            {"query": "{ taskStats(groupBy: [VENDOR, STATUS]) { total } }"},
+        ]
+        deadline = time.monotonic() + minutes * 60
+        samples: list[float] = []
+
+        async def mixed() -> None:
+            async with httpx.AsyncClient(timeout=60) as client:
+                i = 0
+                while time.monotonic() < deadline:
+                    batch = [
+                        client.post(url, json=queries[(i + k) % len(queries)]) for k in range(8)
+                    ]
+                    page = {
+                        "query": f"{{ tasks(first: 50, after: null, filter: {{agentIds: "
+                        f'["a{i % 500}"]}}) {{ nodes {{ id }} }} }}'
+                    }
+                    batch.append(client.post(url, json=page))
+                    await asyncio.gather(*batch)
+                    i += 1
+                    if i % 20 == 0:
+                        samples.append(rss_kib(pid) / 1024)
+
+        asyncio.run(mixed())
+        end_rss = rss_kib(pid) / 1024
+        peak = rss_kib(pid, "VmHWM") / 1024
+    say(
+        f"memory: {minutes} min of mixed load: RSS {start_rss:.0f} MiB at start, "
+        f"{end_rss:.0f} MiB at end, peak {peak:.0f} MiB (bound {bound_mib} MiB: "
+        f"{verdict(peak < bound_mib)}); cache bounded at {max_entries} pages; "
+        f"end/start ratio {end_rss / start_rss:.2f}"
+    )
+
+
+# -- 6. export ------------------------------------------------------------------------------
+def export(args: argparse.Namespace) -> None:
+    sizes = (2_500, 10_000) if args.quick else (12_500, 50_000)
+    figures = {}
+    for size in sizes:
+        per_vendor = size // 4
+        with sandbox_process(per_vendor) as sandbox, gateway_process(sandbox) as (gateway, pid):
+            base = rss_kib(pid, "VmHWM")
+            rows = 0
+            started = time.perf_counter()
+            with httpx.stream("GET", f"{gateway}/export/tasks.ndjson", timeout=600) as r:
+                for line in r.iter_lines():
+                    rows += bool(line)
+            seconds = time.perf_counter() - started
+            figures[size] = (rows, rows / seconds, (rss_kib(pid, "VmHWM") - base) / 1024)
+    for rows, rate, growth in figures.values():
+        say(f"export: {rows} rows at {rate:.0f} rows/s, peak memory growth {growth:.1f} MiB")
+    (small_rows, _, small_growth), (big_rows, _, big_growth) = figures.values()
+    say(
+        f"export: rows x{big_rows / small_rows:.0f}, peak memory growth x"
+        f"{max(big_growth, 1) / max(small_growth, 1):.2f} (constant memory: "
+        f"{verdict(big_growth < max(small_growth, 1) * 2 + 10)})"
+    )
+
+
+BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "fanout": fanout,
+    "cache": cache_hits,
+    "burst": burst,
+    "page": page_cost,
+    "export": export,
+    "memory": memory,
+}
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "names",
+        nargs="*",
+        choices=[*BENCHMARKS, []],
+        metavar="NAME",
+        help=f"any of {', '.join(BENCHMARKS)} (default: all)",
+    )
+    parser.add_argument("--quick", action="store_true", help="shorter runs, smaller data")
+    parser.add_argument("--minutes", type=float, default=10, help="memory soak length")
+    args = parser.parse_args()
+    say(f"machine: {machine()}")
+    for name in args.names or BENCHMARKS:
+        BENCHMARKS[name](args)
+
+
+if __name__ == "__main__":
+    main()

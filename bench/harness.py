@@ -1,0 +1,209 @@
+"""Processes and load for the benchmarks: the sandbox, the gateway and a baseline each in its
+own process on loopback, and a bounded load generator. Everything stops by itself."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from gateway.core.records import Vendor
+from gateway.sandbox import SANDBOX_CREDENTIALS, Sandbox, SandboxOptions
+
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_up(url: str, process: subprocess.Popen[bytes], seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: process exited with {process.returncode}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+@contextlib.contextmanager
+def process(args: list[str], probe: str, env: dict[str, str] | None = None) -> Iterator[int]:
+    proc = subprocess.Popen(
+        args,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until_up(probe, proc)
+        yield proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@contextlib.contextmanager
+def sandbox_process(size: int) -> Iterator[str]:
+    port = free_port()
+    url = f"http://{HOST}:{port}"
+    with process(
+        [sys.executable, "-m", "gateway.cli", "sandbox", "--port", str(port), "--size", str(size)],
+        f"{url}/agentex/_sandbox/knobs",
+    ):
+        yield url
+
+
+def agents() -> dict[Vendor, list[str]]:
+    """The sandbox's agents depend on its seed only, not on its size."""
+    sandbox = Sandbox(SandboxOptions(size=1))
+    return {v: sandbox.agents(v) for v in Vendor}
+
+
+@contextlib.contextmanager
+def gateway_process(sandbox_url: str, **config: Any) -> Iterator[tuple[str, int]]:
+    """``task-gateway serve`` with one worker against the sandbox; ``config`` adds TOML."""
+    lines = ["[auth]", "open = true", "[limits]", "rate_per_second = 0"]
+    graphql = config.pop("graphql", {})
+    if graphql:
+        lines.append("[graphql]")
+        lines += [f"{k} = {json.dumps(v)}" for k, v in graphql.items()]
+    for vendor, vendor_agents in agents().items():
+        lines += [f"[vendors.{vendor.value}]", f'base_url = "{sandbox_url}/{vendor.value}"']
+        if vendor_agents:
+            lines.append(f"agents = {json.dumps(vendor_agents)}")
+        for key, value in config.get("vendor", {}).items():
+            lines.append(f"{key} = {json.dumps(value)}")
+    if "cache" in config:
+        lines.append("[cache]")
+        lines += [f"{k} = {json.dumps(v)}" for k, v in config["cache"].items()]
+    path = Path(tempfile.mkdtemp()) / "gateway.toml"
+    path.write_text("\n".join(lines) + "\n")
+    env = {f"TASK_GATEWAY_{v.name}_API_KEY": k for v, k in SANDBOX_CREDENTIALS.items() if k}
+    port = free_port()
+    url = f"http://{HOST}:{port}"
+    with process(
+        [sys.executable, "-m", "gateway.cli", "serve", "--config", str(path), "--port", str(port)],
+        f"{url}/healthz",
+        env,
+    ) as pid:
+        yield url, pid
+
+
+def set_knobs(sandbox_url: str, vendor: Vendor, **knobs: Any) -> None:
+    httpx.patch(f"{sandbox_url}/{vendor.value}/_sandbox/knobs", json=knobs).raise_for_status()
+
+
+def counters(sandbox_url: str) -> dict[Vendor, int]:
+    return {
+        v: sum(httpx.get(f"{sandbox_url}/{v.value}/_sandbox/counters").json().values())
+        for v in Vendor
+    }
+
+
+def reset_counters(sandbox_url: str) -> None:
+    for vendor in Vendor:
+        httpx.delete(f"{sandbox_url}/{vendor.value}/_sandbox/counters")
+
+
+def rss_kib(pid: int, field_name: str = "VmRSS") -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+@dataclass
+class Run:
+    latencies: list[float] = field(default_factory=list)
+    codes: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.seconds if self.seconds else 0.0
+
+    def pct(self, q: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.latencies) * 1000 if self.latencies else float("nan")
+
+
+async def load(
+    url: str,
+    body: dict[str, Any] | None,
+    *,
+    concurrency: int,
+    seconds: float,
+    rate: float | None = None,
+    headers: dict[str, str] | None = None,
+    check: Any = None,
+) -> Run:
+    """``concurrency`` clients for ``seconds`` (or paced at ``rate`` requests/s in total)."""
+    run = Run()
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    deadline = time.perf_counter() + seconds
+    interval = concurrency / rate if rate else 0.0
+    async with httpx.AsyncClient(limits=limits, timeout=30, headers=headers) as client:
+
+        async def worker() -> None:
+            next_at = time.perf_counter()
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                if body is None:
+                    response = await client.get(url)
+                else:
+                    response = await client.post(url, json=body)
+                run.latencies.append(time.perf_counter() - started)
+                if check is not None:
+                    for code in check(response):
+                        run.codes[code] = run.codes.get(code, 0) + 1
+                if interval:
+                    next_at += interval
+                    await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        run.seconds = time.perf_counter() - started
+    return run
+
+
+def sequential(
+    url: str, body: dict[str, Any], count: int, headers: dict[str, str] | None = None
+) -> Run:
+    run = Run()
+    with httpx.Client(timeout=30, headers=headers) as client:
+        started = time.perf_counter()
+        for _ in range(count):
+            t0 = time.perf_counter()
+            response = client.post(url, json=body)
+            response.raise_for_status()
+            run.latencies.append(time.perf_counter() - t0)
+        run.seconds = time.perf_counter() - started
+    return run
