@@ -172,7 +172,7 @@ def cache_hits(args: argparse.Namespace) -> None:
 
 # -- 3. burst after expiry -------------------------------------------------------------------
 def burst(args: argparse.Namespace) -> None:
-    ttl = {"cache_ttl": 1, "first_page_ttl": 1}
+    ttl = {"cache_ttl": 3, "first_page_ttl": 3}
     with (
         sandbox_process(300) as sandbox,
         gateway_process(sandbox, vendor=ttl, graphql={"response_cache": False}) as (gateway, _),
@@ -181,9 +181,9 @@ def burst(args: argparse.Namespace) -> None:
             set_knobs(sandbox, vendor, latency_ms=50)
         url = f"{gateway}/graphql"
         reset_counters(sandbox)
-        httpx.post(url, json=PAGE_50)  # what one query costs; its pages expire in 1 s
+        httpx.post(url, json=PAGE_50)  # what one query costs; its pages expire in 3 s
         one = counters(sandbox)
-        time.sleep(1.5)
+        time.sleep(3.5)
         reset_counters(sandbox)
 
         async def fire() -> None:

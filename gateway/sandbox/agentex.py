@@ -101,6 +101,16 @@ class AgentexSimulator(Simulator):
         descending = request.query_params.get("order_direction", "desc").lower() != "asc"
         agent_id = request.query_params.get("agent_id")
         task_id = request.query_params.get("task_id")
+        rows = self.view(
+            ("list", order_by, descending, agent_id, task_id),
+            lambda: self._sorted(order_by, descending, agent_id, task_id),
+        )
+        start = (page - 1) * limit
+        return json_response(rows[start : start + limit])
+
+    def _sorted(
+        self, order_by: str, descending: bool, agent_id: str | None, task_id: str | None
+    ) -> list[dict[str, Any]]:
         rows = [
             t
             for t in self.trackers.values()
@@ -109,8 +119,7 @@ class AgentexSimulator(Simulator):
         ]
         rows.sort(key=lambda t: t["id"])
         rows.sort(key=lambda t: (t[order_by] is not None, t[order_by] or ""), reverse=descending)
-        start = (page - 1) * limit
-        return json_response(rows[start : start + limit])
+        return rows
 
     async def update(self, request: Request) -> Response:
         try:
@@ -152,9 +161,11 @@ class AgentexSimulator(Simulator):
             if current in events and events.index(event) < events.index(current):
                 return self.error(request, 400, "Cannot move the processed event cursor back")
             tracker["last_processed_event_id"] = event
+            self.changed()
         tracker["status"] = body.get("status")
         tracker["status_reason"] = body.get("status_reason")
         tracker["updated_at"] = iso(datetime.now(UTC))
+        self.changed()
         return json_response(tracker)
 
     def advance(self, count: int) -> int:

@@ -146,7 +146,7 @@ class Sandbox:
 
     def advance(self, n: int = 3) -> int:
         """Move up to ``n`` live tasks of every vendor one status step on, updated now."""
-        return sum(s.advance(n) for s in self.simulators.values())
+        return sum(s.advance_and_forget(n) for s in self.simulators.values())
 
 
 async def serve_sandbox(sandbox: Sandbox, host: str, port: int) -> None:

@@ -13,7 +13,7 @@ import dataclasses
 import json
 import random
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -70,6 +70,23 @@ class Simulator:
         self.secret = secret
         self.counters: Counter[str] = Counter()
         self.random = random.Random(seed)
+        self._views: dict[Hashable, Any] = {}
+
+    def view(self, key: Hashable, build: Callable[[], Any]) -> Any:
+        """A sorted/filtered listing, kept until the data changes: a vendor's database has
+        indexes, and the benchmarks should measure the gateway, not a list sort."""
+        if key not in self._views:
+            self._views[key] = build()
+        return self._views[key]
+
+    def changed(self) -> None:
+        self._views.clear()
+
+    def advance_and_forget(self, count: int) -> int:
+        moved = self.advance(count)
+        if moved:
+            self.changed()
+        return moved
 
     # -- what each vendor defines ---------------------------------------------------------
     def endpoints(self) -> list[tuple[str, str, Handler]]:
@@ -107,6 +124,8 @@ class Simulator:
                 await asyncio.sleep(delay / 1000)
             if self._chance(knobs.timeout_rate):
                 await self._hang(request)
+                # Nobody is listening any more; touch no other knob (fail_next) on the way.
+                return self.error(request, 504, "Gateway Timeout")
             if self._chance(knobs.rate_limit_rate):
                 response = self.error(request, 429, "Too many requests", "RATE_LIMITED")
                 response.headers["retry-after"] = str(knobs.retry_after_seconds)
@@ -171,4 +190,4 @@ class Simulator:
 
     async def _advance(self, request: Request) -> Response:
         count = int(request.query_params.get("n", "10"))
-        return json_response({"advanced": self.advance(count)})
+        return json_response({"advanced": self.advance_and_forget(count)})

@@ -5,6 +5,7 @@ answer ``{"code": <status>, "error": <message>}``."""
 
 from __future__ import annotations
 
+import bisect
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,25 +52,27 @@ class OrqSimulator(Simulator):
         unknown = sorted(wanted - set(ORQ_STATUS_MAP))
         if unknown:
             return self.error(request, 400, f"unknown status: {unknown[0]}")
-        rows = [
-            t
-            for t in self.tasks.get(request.path_params["agent_key"], [])
-            if not wanted or orq_status(t["state"]) in wanted
-        ]
+        agent = request.path_params["agent_key"]
+
+        def build() -> tuple[list[dict[str, Any]], list[str]]:
+            rows = [
+                t
+                for t in self.tasks.get(agent, [])
+                if not wanted or orq_status(t["state"]) in wanted
+            ]
+            return rows, sorted(t["_id"] for t in rows)  # newest first; ids ascending
+
+        rows, ascending = self.view(("list", agent, tuple(sorted(wanted))), build)
         after, before = params.get("starting_after"), params.get("ending_before")
-        if after:
-            rows = [t for t in rows if t["_id"] < after]
-            page = rows[:limit]
-        elif before:
-            rows_before = [t for t in rows if t["_id"] > before]
-            page = rows_before[-limit:]
+        if after:  # the tasks older than `after`: the last ones of the newest-first list
+            start = len(rows) - bisect.bisect_left(ascending, after)
+            page = rows[start : start + limit]
+        elif before:  # the `limit` tasks just newer than `before`
+            newer = len(rows) - bisect.bisect_right(ascending, before)
+            page = rows[max(0, newer - limit) : newer]
         else:
             page = rows[:limit]
-        total = sum(
-            1
-            for t in self.tasks.get(request.path_params["agent_key"], [])
-            if not wanted or orq_status(t["state"]) in wanted
-        )
+        total = len(rows)
         return json_response({"tasks": page, "overall_total": total})
 
     def advance(self, count: int) -> int:

@@ -104,9 +104,14 @@ class SubnotoSimulator(Simulator):
         order = body.get("sortOrder", "desc")
         if order not in ("asc", "desc"):
             return self.invalid(request, "sortOrder", "Expected 'asc' or 'desc'")
-        rows = [t for t in self.tasks if not states or t["latestReport"]["state"] in states]
-        rows.sort(key=lambda t: t["taskUuid"])
-        rows.sort(key=lambda t: t["latestReport"]["timestamp"], reverse=order == "desc")
+
+        def build() -> list[dict[str, Any]]:
+            rows = [t for t in self.tasks if not states or t["latestReport"]["state"] in states]
+            rows.sort(key=lambda t: t["taskUuid"])
+            rows.sort(key=lambda t: t["latestReport"]["timestamp"], reverse=order == "desc")
+            return rows
+
+        rows = self.view(("list", tuple(sorted(states)), order), build)
         total_pages = max(1, math.ceil(len(rows) / limit))
         start = (page - 1) * limit
         return json_response(

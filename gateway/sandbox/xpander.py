@@ -66,14 +66,21 @@ class XpanderSimulator(Simulator):
                 )
         except ValidationFailed as exc:
             return json_response({"detail": [exc.detail]}, 422)
-        rows = [
-            t
-            for t in self.tasks.get(request.path_params["agent_id"], [])
-            if (status is None or t["status"] == status)
-            and all(params.get(f) is None or t[f] == params[f] for f in FILTERS)
-        ]
-        rows.sort(key=lambda t: t["id"])
-        rows.sort(key=lambda t: t["created_at"], reverse=True)
+        agent = request.path_params["agent_id"]
+        filters = tuple((f, params.get(f)) for f in FILTERS)
+
+        def build() -> list[dict[str, Any]]:
+            rows = [
+                t
+                for t in self.tasks.get(agent, [])
+                if (status is None or t["status"] == status)
+                and all(value is None or t[f] == value for f, value in filters)
+            ]
+            rows.sort(key=lambda t: t["id"])
+            rows.sort(key=lambda t: t["created_at"], reverse=True)
+            return rows
+
+        rows = self.view(("list", agent, status, filters), build)
         start = (page - 1) * per_page
         return json_response(
             {
