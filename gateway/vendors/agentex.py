@@ -28,7 +28,7 @@ UNEXPECTED = "agentex answered with an unexpected shape"
 
 class AgentexConnector(Connector):
     vendor = Vendor.AGENTEX
-    page_size = 100
+    page_size = 50
     exact_filters: ClassVar[frozenset[str]] = frozenset({"agent_ids", "native_id"})
 
     def __init__(self, settings: VendorSettings, client: httpx.AsyncClient) -> None:

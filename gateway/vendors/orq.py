@@ -25,7 +25,10 @@ from gateway.vendors.base import (
 
 class OrqConnector(Connector):
     vendor = Vendor.ORQ
-    page_size = 200
+    page_size = 50
+    bulk_page_size = 200
+    """A listing streamed for a page of results reads small pages; one read whole (to be
+    sorted here) reads the largest orq allows, following fewer cursors."""
     exact_filters: ClassVar[frozenset[str]] = frozenset({"statuses", "agent_ids"})
 
     def sources(self, query: ListQuery) -> list[Source]:
@@ -40,15 +43,22 @@ class OrqConnector(Connector):
         ordered = query.order.field is OrderField.CREATED_AT and (
             query.order.direction is Direction.DESC
         )
+        limit = self.page_size if ordered else self.bulk_page_size
         return [
-            Source(self.vendor, f"/v2/agents/{agent}/tasks", params_tuple(status=status), ordered)
+            Source(
+                self.vendor,
+                f"/v2/agents/{agent}/tasks",
+                params_tuple(status=status, limit=limit),
+                ordered,
+            )
             for agent in self.agents_for(query)
         ]
 
     async def fetch_page(
         self, source: Source, token: PageToken, credentials: Credentials | None = None
     ) -> SourcePage:
-        params: dict[str, Any] = {**dict(source.params), "limit": self.page_size}
+        params: dict[str, Any] = dict(source.params)
+        limit = int(params["limit"])
         if token is not None:
             params["starting_after"] = token
         body = await self.request_json("GET", source.path, credentials=credentials, params=params)
@@ -61,7 +71,7 @@ class OrqConnector(Connector):
         total = body.get("overall_total")
         return SourcePage(
             records,
-            next_token=last if len(items) >= self.page_size and last else None,
+            next_token=last if len(items) >= limit and last else None,
             total=int(total) if isinstance(total, int | float) else None,
             skipped=skipped,
         )
