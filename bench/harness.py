@@ -139,12 +139,20 @@ class Run:
     latencies: list[float] = field(default_factory=list)
     codes: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    rate_override: float | None = None
+    percentiles: dict[str, float] = field(default_factory=dict)
+    """From wrk: "50%", "99%" … in milliseconds."""
 
     @property
     def rate(self) -> float:
+        if self.rate_override is not None:
+            return self.rate_override
         return len(self.latencies) / self.seconds if self.seconds else 0.0
 
     def pct(self, q: float) -> float:
+        key = f"{q * 100:g}%"
+        if key in self.percentiles:
+            return self.percentiles[key]
         if not self.latencies:
             return float("nan")
         ordered = sorted(self.latencies)
@@ -152,6 +160,8 @@ class Run:
 
     @property
     def p50(self) -> float:
+        if "50%" in self.percentiles:
+            return self.percentiles["50%"]
         return statistics.median(self.latencies) * 1000 if self.latencies else float("nan")
 
 
@@ -207,3 +217,55 @@ def sequential(
             run.latencies.append(time.perf_counter() - t0)
         run.seconds = time.perf_counter() - started
     return run
+
+
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = [[%s]]
+"""
+
+
+def wrk_load(url: str, body: dict[str, Any], *, connections: int, seconds: float) -> Run | None:
+    """Throughput from ``wrk`` (Debian package), a load generator that does not compete with
+    the server for the CPU the way a Python client does; None when it is not installed."""
+    import shutil
+
+    if shutil.which("wrk") is None:
+        return None
+    script = Path(tempfile.mkdtemp()) / "post.lua"
+    script.write_text(WRK_SCRIPT % json.dumps(body))
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{max(1, int(seconds))}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+    ).stdout
+    run = Run(seconds=1.0)
+    percentiles: dict[str, float] = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if line.startswith("Requests/sec:"):
+            run.rate_override = float(parts[1])
+        elif len(parts) == 2 and parts[0].endswith("%"):
+            percentiles[parts[0]] = wrk_ms(parts[1])
+    run.percentiles = percentiles
+    return run
+
+
+def wrk_ms(value: str) -> float:
+    """wrk's "456.00us", "1.23ms", "1.02s" in milliseconds."""
+    if value.endswith("us"):
+        return float(value[:-2]) / 1000
+    if value.endswith("ms"):
+        return float(value[:-2])
+    return float(value.rstrip("s")) * 1000

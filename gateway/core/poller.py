@@ -96,7 +96,8 @@ class TaskPoller:
         state = RequestState()
         newest: list[TaskRecord] = []
         batch = min(self.window, 100)
-        async with contextlib.aclosing(self.service.stream(plan, state, batch)) as records:
+        records = self.service.stream(plan, state, batch)
+        async with contextlib.aclosing(records):  # type: ignore[type-var]
             async for record in records:
                 newest.append(record)
                 if len(newest) >= self.window:

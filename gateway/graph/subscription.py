@@ -28,4 +28,4 @@ class Subscription:
     ) -> AsyncGenerator[TaskType, None]:
         query, vendors = to_list_query(filter, None)
         async for record in info.context.poller.subscribe(query, vendors):
-            yield record  # type: ignore[misc]
+            yield record

@@ -77,7 +77,7 @@ class AgentexSimulator(Simulator):
         self.events = events
 
     def endpoints(self) -> list[tuple[str, str, Handler]]:
-        return [("GET", "/tracker", self.list), ("PUT", "/tracker/{tracker_id}", self.update)]
+        return [("GET", "/tracker", self.listing), ("PUT", "/tracker/{tracker_id}", self.update)]
 
     def error(self, request: Request, status: int, message: str, code: str = "") -> Response:
         return json_response({"detail": message}, status)
@@ -88,7 +88,7 @@ class AgentexSimulator(Simulator):
     def invalid(self, *details: dict[str, Any]) -> Response:
         return json_response({"detail": list(details)}, 422)
 
-    async def list(self, request: Request) -> Response:
+    async def listing(self, request: Request) -> Response:
         try:
             limit = query_int(request, "limit", 50)
             page = query_int(request, "page_number", 1)

@@ -116,7 +116,7 @@ def _agentex(data: SandboxData, rng: random.Random, times: _Times, size: int) ->
             "created_at": iso(created),
             "updated_at": iso(times.after(created)),
         }
-        data.trackers[tracker["id"]] = tracker
+        data.trackers[str(tracker["id"])] = tracker
 
 
 def _xpander(data: SandboxData, rng: random.Random, times: _Times, size: int) -> None:
@@ -154,7 +154,7 @@ def _xpander(data: SandboxData, rng: random.Random, times: _Times, size: int) ->
 def _orq(data: SandboxData, rng: random.Random, times: _Times, size: int) -> None:
     agents = data.agents["orq"]
     workspace = _uuid(rng)
-    states = [
+    states: list[dict[str, Any]] = [
         {"waiting_for_approval": False, "inactive": False, "error": None},
         {"waiting_for_approval": True, "inactive": False, "error": None},
         {"waiting_for_approval": False, "inactive": True, "error": None},

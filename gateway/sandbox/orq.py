@@ -32,7 +32,7 @@ class OrqSimulator(Simulator):
         self.tasks = tasks
 
     def endpoints(self) -> list[tuple[str, str, Handler]]:
-        return [("GET", "/v2/agents/{agent_key}/tasks", self.list)]
+        return [("GET", "/v2/agents/{agent_key}/tasks", self.listing)]
 
     def error(self, request: Request, status: int, message: str, code: str = "") -> Response:
         return json_response({"code": status, "error": message}, status)
@@ -40,7 +40,7 @@ class OrqSimulator(Simulator):
     def authorized(self, request: Request) -> bool:
         return self.bearer_ok(request)
 
-    async def list(self, request: Request) -> Response:
+    async def listing(self, request: Request) -> Response:
         params = request.query_params
         try:
             limit = int(params.get("limit", "10"))

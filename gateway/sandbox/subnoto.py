@@ -40,7 +40,7 @@ class SubnotoSimulator(Simulator):
         self.tasks = tasks
 
     def endpoints(self) -> list[tuple[str, str, Handler]]:
-        return [("POST", "/public/agent-task/list", self.list)]
+        return [("POST", "/public/agent-task/list", self.listing)]
 
     def error(
         self,
@@ -81,7 +81,7 @@ class SubnotoSimulator(Simulator):
             [{"path": [path] if path else [], "message": message}],
         )
 
-    async def list(self, request: Request) -> Response:
+    async def listing(self, request: Request) -> Response:
         raw = await request.body()
         try:
             body = orjson.loads(raw) if raw.strip() else {}

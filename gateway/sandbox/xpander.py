@@ -33,7 +33,7 @@ class XpanderSimulator(Simulator):
         self.tasks = tasks
 
     def endpoints(self) -> list[tuple[str, str, Handler]]:
-        return [("GET", "/v1/agents/{agent_id}/tasks", self.list)]
+        return [("GET", "/v1/agents/{agent_id}/tasks", self.listing)]
 
     def error(self, request: Request, status: int, message: str, code: str = "") -> Response:
         return json_response({"detail": message}, status)
@@ -44,7 +44,7 @@ class XpanderSimulator(Simulator):
     def unauthorized(self, request: Request) -> Response:
         return json_response({"detail": "Invalid or missing API key"}, 401)
 
-    async def list(self, request: Request) -> Response:
+    async def listing(self, request: Request) -> Response:
         params = request.query_params
         try:
             page = query_int(request, "page", 1)

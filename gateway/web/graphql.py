@@ -182,8 +182,8 @@ class GraphQLView(GraphQL[GraphContext, None]):
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
 
-    async def process_result(self, request: Request, result: ExecutionResult) -> Any:  # type: ignore[override]
-        data = await super().process_result(request, result)
+    async def process_result(self, request: Request, result: ExecutionResult) -> Any:
+        data: dict[str, Any] = dict(await super().process_result(request, result))
         context: GraphContext | None = getattr(request.state, "graph_context", None)
         if context is not None and not context.executed and result.errors:
             data.pop("data", None)
@@ -194,7 +194,7 @@ class GraphQLView(GraphQL[GraphContext, None]):
                 context.response.status_code = 400
         return data
 
-    def create_response(self, response_data: Any, sub_response: Response) -> Response:  # type: ignore[override]
+    def create_response(self, response_data: Any, sub_response: Response) -> Response:
         response = Response(
             self.encode_json(response_data),
             status_code=sub_response.status_code or 200,

@@ -69,7 +69,8 @@ class ResponseCache:
 
     async def key(
         self, payload: Mapping[str, Any], headers: list[tuple[bytes, bytes]], media_type: str
-    ) -> str | None:
+    ) -> tuple[str, str] | None:
+        """The cache key and operation name of a cacheable request."""
         query = payload.get("query")
         operation = payload.get("operationName")
         if not isinstance(query, str) or not (operation is None or isinstance(operation, str)):
