@@ -116,3 +116,47 @@ def test_schema_command_prints_the_sdl() -> None:
         [sys.executable, "-m", "gateway.cli", "schema"], capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 0 and "type Query" in result.stdout
+
+
+def test_the_sandbox_command_serves_all_four_vendors_with_knobs_and_progress() -> None:
+    import time
+
+    import httpx
+
+    from tests.redis_server import free_port
+
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "sandbox",
+            "--port",
+            str(port),
+            "--size",
+            "20",
+            "--latency-ms",
+            "30",
+            "--progress-seconds",
+            "0.2",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                knobs = httpx.get(f"{base}/orq/_sandbox/knobs").json()
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert knobs["latency_ms"] == 30
+        first = {t["id"]: t["status"] for t in httpx.get(f"{base}/agentex/tracker").json()}
+        time.sleep(0.6)
+        later = {t["id"]: t["status"] for t in httpx.get(f"{base}/agentex/tracker").json()}
+        assert first != later, "--progress-seconds moves live tasks on"
+    finally:
+        process.terminate()
+        process.wait(10)

@@ -157,6 +157,8 @@ class PageCache:
 
     # -- generations ----------------------------------------------------------------------
     async def generation(self, vendor: Vendor) -> int:
+        if isinstance(self.backend, BoundedMemoryCache):  # hot path: every request asks
+            return int(self.backend._cache.get(f"{KEY_PREFIX}:gen:{vendor.value}", 0))
         value = await self._call(
             self.backend.get, f"{KEY_PREFIX}:gen:{vendor.value}", loads_fn=_counter
         )

@@ -12,7 +12,7 @@ from gateway.core.context import RequestState
 from gateway.core.errors import UpstreamError, UpstreamTimeoutError
 from gateway.core.health import VendorHealth
 from gateway.core.records import Vendor
-from gateway.core.resilience import CircuitBreaker, RetryPolicy
+from gateway.core.resilience import CircuitBreaker, CircuitState, RetryPolicy
 from gateway.vendors.base import Connector, Credentials, PageToken, Source, SourcePage
 
 DEFAULT_TTL_SECONDS = 30.0
@@ -44,6 +44,12 @@ class Upstream:
         self.health = {v: VendorHealth(v) for v in Vendor}
         for vendor in Vendor:
             self.health[vendor].enabled = vendor in self.vendors
+
+    def circuit_state(self, vendor: Vendor) -> CircuitState:
+        runtime = self.vendors.get(vendor)
+        if runtime is None or runtime.breaker is None:
+            return CircuitState.CLOSED
+        return runtime.breaker.state
 
     def connector(self, vendor: Vendor) -> Connector:
         return self.vendors[vendor].connector

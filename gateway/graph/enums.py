@@ -10,6 +10,7 @@ import enum
 import strawberry
 
 from gateway.core.records import Direction, OrderField, TaskStatus, Vendor
+from gateway.core.resilience import CircuitState
 from gateway.core.stats import GroupBy
 
 
@@ -88,4 +89,14 @@ GroupByEnum = describe(
         "DAY": "The UTC day of the task's last update.",
     },
     name="TaskGroupBy",
+)
+
+CircuitStateEnum = describe(
+    CircuitState,
+    "A vendor's circuit breaker.",
+    {
+        "CLOSED": "Calls go through.",
+        "OPEN": "The vendor failed repeatedly: its part fails fast (UPSTREAM_UNAVAILABLE).",
+        "HALF_OPEN": "The wait is over: the next call is a probe that closes or reopens it.",
+    },
 )

@@ -137,5 +137,7 @@ class Query:
 
     @strawberry.field(description="Every vendor: enabled, and how its recent calls went.")
     def vendors(self, info: Info) -> list[VendorInfo]:
-        health = info.context.service.upstream.health
-        return [VendorInfo.from_health(health[v]) for v in Vendor]
+        upstream = info.context.service.upstream
+        return [
+            VendorInfo.from_health(upstream.health[v], upstream.circuit_state(v)) for v in Vendor
+        ]

@@ -12,6 +12,7 @@ from strawberry.scalars import JSON
 from gateway.core.health import VendorHealth
 from gateway.core.merge import MergedItem, MergedPage
 from gateway.core.records import TaskMetrics, TaskRecord, TaskStatus, TrackerRecord, Vendor
+from gateway.core.resilience import CircuitState
 from gateway.core.service import Plan
 from gateway.core.stats import Group, GroupBy
 from gateway.graph.enums import TaskStatusEnum, VendorEnum  # noqa: F401  (registers enums)
@@ -238,12 +239,22 @@ class VendorInfo:
     unknown_statuses: int = strawberry.field(
         description="Records seen with a status the gateway does not map (shown as UNKNOWN)."
     )
+    skipped_records: int = strawberry.field(
+        description="Records the vendor sent that could not be read (missing fields, bad "
+        "times): left out of answers, never fatal."
+    )
+    circuit_state: CircuitState = strawberry.field(
+        description="CLOSED: calls go through. OPEN: failing fast after repeated failures. "
+        "HALF_OPEN: one probe call decides."
+    )
 
     @classmethod
-    def from_health(cls, health: VendorHealth) -> VendorInfo:
+    def from_health(cls, health: VendorHealth, circuit: CircuitState) -> VendorInfo:
         return cls(
             vendor=health.vendor,
             enabled=health.enabled,
+            circuit_state=circuit,
+            skipped_records=health.skipped_records,
             last_call_ok=health.last_call_ok,
             last_success_at=_utc(health.last_success_at),
             last_error_at=_utc(health.last_error_at),

@@ -100,6 +100,9 @@ def test_the_circuit_opens_fails_fast_and_closes_after_a_good_probe(
     for _ in range(3):
         gateway.query(QUERY, headers={"x-cache-bypass": "1"})
     assert breaker.state.value == "OPEN"
+    vendors = gateway.data("{ vendors { vendor circuitState lastErrorCode } }")["vendors"]
+    orq = next(v for v in vendors if v["vendor"] == "ORQ")
+    assert orq == {"vendor": "ORQ", "circuitState": "OPEN", "lastErrorCode": "UPSTREAM_UNAVAILABLE"}
     before = orq_calls(clean_sandbox)
     body = gateway.query(QUERY, headers={"x-cache-bypass": "1"})
     assert orq_calls(clean_sandbox) == before, "an open circuit sends nothing upstream"
