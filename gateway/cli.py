@@ -80,6 +80,21 @@ def _sandbox_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--error-rate", type=float, default=0.0, help="share of failed calls")
     parser.add_argument("--error-status", type=int, default=500, help="status of those")
     parser.add_argument(
+        "--rate-limit-rate",
+        type=float,
+        default=0.0,
+        help="share of calls answered 429 with Retry-After",
+    )
+    parser.add_argument(
+        "--timeout-rate", type=float, default=0.0, help="share of calls never answered"
+    )
+    parser.add_argument(
+        "--malformed-rate",
+        type=float,
+        default=0.0,
+        help="share of calls answered with truncated JSON",
+    )
+    parser.add_argument(
         "--progress-seconds",
         type=float,
         default=None,
@@ -98,6 +113,9 @@ def _make_sandbox(args: argparse.Namespace):  # type: ignore[no-untyped-def]
             jitter_ms=args.jitter_ms,
             error_rate=args.error_rate,
             error_status=args.error_status,
+            rate_limit_rate=args.rate_limit_rate,
+            timeout_rate=args.timeout_rate,
+            malformed_rate=args.malformed_rate,
             progress_seconds=args.progress_seconds,
         )
     )

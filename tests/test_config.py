@@ -152,7 +152,8 @@ def test_the_sandbox_command_serves_all_four_vendors_with_knobs_and_progress() -
                 break
             except httpx.TransportError:
                 time.sleep(0.1)
-        assert knobs["latency_ms"] == 30
+        assert knobs["latency_ms"] == 30 and knobs["malformed_rate"] == 0.5
+        httpx.patch(f"{base}/agentex/_sandbox/knobs", json={"malformed_rate": 0})
         first = {t["id"]: t["status"] for t in httpx.get(f"{base}/agentex/tracker").json()}
         time.sleep(0.6)
         later = {t["id"]: t["status"] for t in httpx.get(f"{base}/agentex/tracker").json()}

@@ -60,6 +60,9 @@ class SandboxOptions:
     jitter_ms: float = 0.0
     error_rate: float = 0.0
     error_status: int = 500
+    rate_limit_rate: float = 0.0
+    timeout_rate: float = 0.0
+    malformed_rate: float = 0.0
     progress_seconds: float | None = None
     now: datetime | None = None
 
@@ -69,6 +72,9 @@ class SandboxOptions:
             jitter_ms=self.jitter_ms,
             error_rate=self.error_rate,
             error_status=self.error_status,
+            rate_limit_rate=self.rate_limit_rate,
+            timeout_rate=self.timeout_rate,
+            malformed_rate=self.malformed_rate,
         )
 
 
