@@ -138,6 +138,8 @@ def test_the_sandbox_command_serves_all_four_vendors_with_knobs_and_progress() -
             "20",
             "--latency-ms",
             "30",
+            "--malformed-rate",
+            "0.5",
             "--progress-seconds",
             "0.2",
         ],
