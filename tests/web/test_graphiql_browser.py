@@ -32,7 +32,9 @@ def test_the_example_query_runs_in_graphiql(gateway: GatewayClient, tmp_path) ->
             page = browser.new_page()
             failed: list[str] = []
             page.on("requestfailed", lambda request: failed.append(request.url))
+            page.on("response", lambda r: r.status >= 400 and failed.append(f"{r.status} {r.url}"))
             page.goto(f"{gateway.url}/graphql", wait_until="networkidle")
+            assert failed == [], f"assets that did not load: {failed}"
             editor = page.locator(".graphiql-query-editor")
             editor.wait_for(timeout=15_000)
             assert "RecentTasks" in editor.inner_text()
