@@ -7,6 +7,7 @@ counts, finds single tasks by id and writes trackers. It knows nothing of GraphQ
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -204,28 +205,19 @@ class TaskService:
 
         With an ``idempotency_key``, a repeat of a request that succeeded gets the first
         answer back (for a day) instead of writing again."""
-        if idempotency_key is None:
-            return await self._update_tracker(
-                tracker_id,
-                state,
-                status=status,
-                status_reason=status_reason,
-                last_processed_event_id=last_processed_event_id,
-                fields=fields,
-            )
-        request = repr((tracker_id, status, status_reason, last_processed_event_id, sorted(fields)))
-        return await self.upstream.cache.idempotent(
-            idempotency_key,
-            request,
-            lambda: self._update_tracker(
-                tracker_id,
-                state,
-                status=status,
-                status_reason=status_reason,
-                last_processed_event_id=last_processed_event_id,
-                fields=fields,
-            ),
+        write = functools.partial(
+            self._update_tracker,
+            tracker_id,
+            state,
+            status=status,
+            status_reason=status_reason,
+            last_processed_event_id=last_processed_event_id,
+            fields=fields,
         )
+        if idempotency_key is None:
+            return await write()
+        request = repr((tracker_id, status, status_reason, last_processed_event_id, sorted(fields)))
+        return await self.upstream.cache.idempotent(idempotency_key, request, write)
 
     async def _update_tracker(
         self,
