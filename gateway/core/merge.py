@@ -51,8 +51,6 @@ class Reader:
         self.records: Sequence[TaskRecord] | None = None
         self.next_token: PageToken = None
         self.failed = False
-        self.total: int | None = None
-        self.pages_read = 0
 
     @property
     def position(self) -> Position | None:
@@ -120,8 +118,7 @@ class Reader:
     async def _load(self) -> None:
         if self.source.ordered:
             page = await self.fetch(self.source, self.token, self.state)
-            self.pages_read += 1
-            self.records, self.next_token, self.total = page.records, page.next_token, page.total
+            self.records, self.next_token = page.records, page.next_token
             return
         records = await self.read_all()
         order = self.query.order
@@ -134,8 +131,6 @@ class Reader:
         """Every task of the source: page numbers are fetched concurrently once the first
         page says how many there are; opaque cursors have to be followed one by one."""
         first = await self.fetch(self.source, None, self.state)
-        self.pages_read += 1
-        self.total = first.total
         records = list(first.records)
         token = first.next_token
         if isinstance(token, int) and first.total is not None and first.records:
@@ -148,13 +143,11 @@ class Reader:
                     return await self.fetch(self.source, page_no, self.state)
 
             pages = await asyncio.gather(*(one(n) for n in range(token, last + 1)))
-            self.pages_read += len(pages)
             for page in pages:
                 records.extend(page.records)
             return records
         while token is not None:
             page = await self.fetch(self.source, token, self.state)
-            self.pages_read += 1
             records.extend(page.records)
             token = page.next_token
         return records
