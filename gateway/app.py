@@ -54,6 +54,7 @@ class Gateway:
         for client in self.clients:
             await client.aclose()
         await self.service.upstream.cache.close()
+        await self.observer.aclose()
 
 
 def build_gateway(settings: Settings, tracing: Tracing | None = None) -> Gateway:

@@ -13,6 +13,10 @@ from gateway.serving import bind_socket, make_server
 
 DEMO_PORT = 8000
 SANDBOX_PORT = 9000
+SHUTDOWN_GRACE_SECONDS = 25.0
+"""On SIGTERM, in-flight requests get this long to finish (a request's own deadline is 15 s
+by default) before the lifespan closes upstream clients; keep it under the orchestrator's
+kill timeout (deploy/compose.yaml: stop_grace_period 30s)."""
 
 EXAMPLE_QUERY = """\
 # Every failed or running task of all four vendors, newest update first.
@@ -138,6 +142,7 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         log_level="info",
         proxy_headers=True,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
     )
     return 0
 

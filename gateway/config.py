@@ -168,7 +168,8 @@ def parse_settings(data: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
         poll_interval=_number(graphql, "poll_interval", DEFAULT_POLL_INTERVAL_SECONDS, "graphql."),
         response_cache=bool(graphql.get("response_cache", True)),
         tracing=bool(_table(data, "tracing").get("enabled", False))
-        or env.get(f"{ENV_PREFIX}TRACING", "").lower() in ("1", "true", "yes"),
+        or env.get(f"{ENV_PREFIX}TRACING", "").lower() in ("1", "true", "yes")
+        or bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT")),
         cors_origins=tuple(str(o) for o in _list(data.get("cors", {}), "origins", "cors.")),
         persisted_queries=_manifest(graphql.get("persisted_queries")),
     )

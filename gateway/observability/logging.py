@@ -1,20 +1,55 @@
 """Structured logs: JSON lines when stderr is not a terminal, readable lines when it is.
 
-Fields passed as ``extra={"fields": {...}}`` become top-level JSON keys. Nothing here ever
-receives a secret: callers log codes, names and digests, never keys or upstream URLs.
+Fields passed as ``extra={"fields": {...}}`` become top-level JSON keys. Callers log codes,
+names and digests, never keys or upstream URLs; as a second line of defence every line is
+passed through ``redact`` (bearer tokens, ``api_key=…``-style pairs, passwords in URLs), since
+a library's exception message may quote a header or a connection URL.
+
+    TASK_GATEWAY_LOG_LEVEL=debug      # default info
+    TASK_GATEWAY_LOG_FORMAT=json      # json or text; default: json unless stderr is a terminal
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
 import sys
 import time
 from typing import Any
 
 import orjson
 
+LEVEL_ENV = "TASK_GATEWAY_LOG_LEVEL"
+FORMAT_ENV = "TASK_GATEWAY_LOG_FORMAT"
+DEFAULT_LEVEL = "INFO"
+REDACTED = "[redacted]"
+QUIET_LOGGERS = ("httpx", "httpcore", "hpack")
+"""Libraries that log every upstream request (with its full URL) at INFO or DEBUG: the
+gateway's own request line and metrics already say what was called."""
+
+_SECRETS = (
+    (re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]+"), rf"\1\2{REDACTED}"),
+    (
+        re.compile(
+            r"(?i)\b(authorization|x-api-key|api[_-]?key|password|passwd|secret)"
+            r"""(["']?\s*[:=]\s*b?["']?)(?!\[redacted\])[^\s"',;}\]]+"""
+        ),
+        rf"\1\2{REDACTED}",
+    ),
+    (re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/\s@]*:[^/\s@]*@"), rf"\1{REDACTED}@"),
+)
+
+
+def redact(text: str) -> str:
+    for pattern, replacement in _SECRETS:
+        text = pattern.sub(replacement, text)
+    return text
+
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, then the record's fields."""
+
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
@@ -27,17 +62,37 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             line["error"] = record.exc_info[0].__name__ if record.exc_info[0] else None
             line["detail"] = self.formatException(record.exc_info)
-        return orjson.dumps(line, default=str).decode()
+        return redact(orjson.dumps(line, default=str).decode())
 
 
-def setup_logging(level: str = "INFO", json: bool | None = None) -> None:
-    """JSON unless stderr is a terminal (override with ``json``)."""
-    use_json = not sys.stderr.isatty() if json is None else json
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(levelname)s %(name)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        fields = getattr(record, "fields", None)
+        if fields:
+            text += " " + orjson.dumps(fields, default=str).decode()
+        return redact(text)
+
+
+def setup_logging(level: str | None = None, json: bool | None = None) -> None:
+    """Root logging to stderr; JSON unless stderr is a terminal. ``level`` and ``json``
+    override ``$TASK_GATEWAY_LOG_LEVEL`` and ``$TASK_GATEWAY_LOG_FORMAT``."""
+    level = (level or os.environ.get(LEVEL_ENV) or DEFAULT_LEVEL).upper()
+    if json is None:
+        wanted = os.environ.get(FORMAT_ENV, "").lower()
+        json = wanted == "json" if wanted in ("json", "text") else not sys.stderr.isatty()
     handler = logging.StreamHandler()
-    handler.setFormatter(
-        JsonFormatter() if use_json else logging.Formatter("%(levelname)s %(name)s %(message)s")
-    )
+    handler.setFormatter(JsonFormatter() if json else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     logging.getLogger("uvicorn.access").disabled = True  # our request line replaces it
+    # uvicorn's own loggers (start-up, shutdown, errors) go through the root handler too.
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True

@@ -21,11 +21,17 @@ if TYPE_CHECKING:
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 CIRCUIT_VALUE = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
+MAX_OPERATION_LABELS = 200
+"""Operation names come from clients: past this many distinct ones, the rest count as
+``OTHER_OPERATION`` so no caller can grow the registry without bound."""
+MAX_OPERATION_LENGTH = 64
+OTHER_OPERATION = "_other"
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._operations: set[str] = set()
         self.requests = Counter(
             "gateway_graphql_requests",
             "GraphQL requests by operation name and outcome "
@@ -63,9 +69,23 @@ class Metrics:
             registry=self.registry,
         )
 
-    def count_cached_response(self, operation: str) -> None:
-        self.requests.labels(operation, "ok").inc()
-        self.response_cache_hits.labels(operation).inc()
+    def operation_label(self, name: str) -> str:
+        """``name`` as a label value, bounded in length and in how many distinct ones."""
+        name = name[:MAX_OPERATION_LENGTH]
+        if name not in self._operations:
+            if len(self._operations) >= MAX_OPERATION_LABELS:
+                return OTHER_OPERATION
+            self._operations.add(name)
+        return name
+
+    def count_request(self, operation: str, outcome: str, seconds: float) -> None:
+        label = self.operation_label(operation)
+        self.requests.labels(label, outcome).inc()
+        self.request_seconds.labels(label).observe(seconds)
+
+    def count_cached_response(self, operation: str, seconds: float) -> None:
+        self.count_request(operation, "ok", seconds)
+        self.response_cache_hits.labels(self.operation_label(operation)).inc()
 
     def watch(self, upstream: Upstream) -> None:
         """Expose the state ``upstream`` keeps (health, cache, circuits) at scrape time."""

@@ -7,6 +7,7 @@ unaware of it.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from typing import TYPE_CHECKING
@@ -20,13 +21,17 @@ if TYPE_CHECKING:
     from gateway.observability.metrics import Metrics
 
 _ID_AFTER = re.compile(r"/(agents|tracker)/[^/]+")
+_ID_LIKE = re.compile(r"/(?=[^/]*\d)[^/]{8,}(?=/|$)")
+"""A segment of 8 characters or more with a digit in it (uuids, numbers, hex keys): what an
+endpoint a future connector adds most likely carries as an id."""
 
 
 def endpoint_template(path: str, base_path: str) -> str:
     """``/v1/agents/8c1a…/tasks`` → ``/v1/agents/{id}/tasks``: ids never become labels."""
     if base_path and path.startswith(base_path):
         path = path[len(base_path) :]
-    return _ID_AFTER.sub(lambda m: f"/{m.group(1)}/{{id}}", path) or "/"
+    path = _ID_AFTER.sub(lambda m: f"/{m.group(1)}/{{id}}", path)
+    return _ID_LIKE.sub("/{id}", path) or "/"
 
 
 class ObservedTransport(httpx.AsyncBaseTransport):
@@ -54,6 +59,9 @@ class ObservedTransport(httpx.AsyncBaseTransport):
                 response = await self.inner.handle_async_request(request)
             except httpx.TimeoutException:
                 status = "timeout"
+                raise
+            except asyncio.CancelledError:
+                status = "cancelled"  # the request's deadline passed, or it was abandoned
                 raise
             except httpx.TransportError:
                 status = "unreachable"

@@ -1,193 +1,232 @@
-"""Fault and latency knobs, request counters, and the base every simulator is built on.
+"""Fault and latency knobs, per-endpoint request counters, the ASGI middleware applying them,
+and the ``/_sandbox/`` control routes that turn them from another process.
 
-Each simulator lists its endpoints as ``(method, path template, handler)``; ``Simulator``
-wraps every handler the same way: count the request (per route template, before any
-fault), apply the knobs (latency, timeout, 429, errors, malformed JSON), check the vendor's
-credentials, run the handler. Control routes under ``/_sandbox/`` skip all of that.
+Knobs are plain attributes so a test can set one between two calls; the middleware reads
+them afresh on every request. Randomness comes from the knobs' own seeded ``Random``, so a
+run with a given rate fails the same requests every time.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import json
 import random
 from collections import Counter
-from collections.abc import Awaitable, Callable, Hashable
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from http import HTTPStatus
+from typing import Any
 
 import orjson
-from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Match, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.core.records import Vendor
+CONTROL_PREFIX = "/_sandbox/"
+HANG_SECONDS = 300.0  # a "timeout" answers only if the client is still waiting after this
+DEFAULT_STEPS = 3
 
-Handler = Callable[[Request], Awaitable[Response]]
-TIMEOUT_SECONDS = 120.0
+ErrorBody = Callable[[Request, int, str], Response]
+"""A vendor's error answer: ``(request, status, message) -> Response`` in its own shape."""
 
 
 @dataclass
 class Knobs:
-    """What a simulator does to the requests it receives. Rates are 0..1."""
+    """What a simulator does to the requests it receives. Rates are shares from 0 to 1."""
 
     latency_ms: float = 0.0
-    jitter_ms: float = 0.0
+    jitter_ms: float = 0.0  # plus a uniform random 0..jitter_ms
     error_rate: float = 0.0
     error_status: int = 500
-    rate_limit_rate: float = 0.0
+    rate_limit_rate: float = 0.0  # 429 with Retry-After
     retry_after_seconds: int = 1
-    timeout_rate: float = 0.0
-    malformed_rate: float = 0.0
-    fail_next: int = 0
+    timeout_rate: float = 0.0  # never answers while the client waits
+    malformed_rate: float = 0.0  # 200 with a truncated JSON body
+    fail_next: int = 0  # the next N requests fail with error_status, whatever the rates
+    rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
 
-    def update(self, values: dict[str, Any]) -> None:
-        names = {f.name: f.type for f in dataclasses.fields(self)}
-        for name, value in values.items():
-            if name not in names:
-                raise ValueError(f"unknown knob {name!r}")
-            current = getattr(self, name)
-            setattr(self, name, type(current)(value))
+    def settings(self) -> dict[str, Any]:
+        """The knob values (without the random generator), as the control route shows them."""
+        return {name: getattr(self, name) for name in KNOB_TYPES}
+
+    def update(self, values: Mapping[str, Any]) -> None:
+        """Set several knobs, all or none: a bad name or value raises ``ValueError``."""
+        checked = {name: _checked(name, value) for name, value in values.items()}
+        for name, value in checked.items():
+            setattr(self, name, value)
+
+    def chance(self, rate: float) -> bool:
+        return rate >= 1 or (rate > 0 and self.rng.random() < rate)
+
+    def delay_seconds(self) -> float:
+        jitter = self.rng.uniform(0, self.jitter_ms) if self.jitter_ms > 0 else 0.0
+        return max(0.0, self.latency_ms + jitter) / 1000
 
 
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    try:
-        content = orjson.dumps(body)
-    except TypeError:  # an integer past 64 bits, echoed from a request: Python's json copes
-        content = json.dumps(body).encode()
-    return Response(content, status_code=status, media_type="application/json", headers=headers)
+KNOB_TYPES: dict[str, type] = {f.name: type(f.default) for f in fields(Knobs) if f.name != "rng"}
 
 
-class Simulator:
-    """One vendor's API: routes plus the shared knobs, counters and auth checks."""
+def _checked(name: str, value: Any) -> int | float:
+    kind = KNOB_TYPES.get(name)
+    if kind is None:
+        raise ValueError(f"unknown knob {name!r}; knobs: {', '.join(KNOB_TYPES)}")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"knob {name!r} takes a number, not {value!r}")
+    if kind is int and value != int(value):
+        raise ValueError(f"knob {name!r} takes a whole number, not {value!r}")
+    number: int | float = int(value) if kind is int else float(value)
+    if name.endswith("_rate") and not 0 <= number <= 1:
+        raise ValueError(f"knob {name!r} is a share from 0 to 1, not {value!r}")
+    if name == "error_status" and not 400 <= number <= 599:
+        raise ValueError(f"knob 'error_status' must be an HTTP error status, not {value!r}")
+    if number < 0:
+        raise ValueError(f"knob {name!r} cannot be negative")
+    return number
 
-    vendor: ClassVar[Vendor]
 
-    def __init__(self, knobs: Knobs, secret: str | None, seed: int = 0) -> None:
+def route_path(scope: Scope) -> str:
+    """The path below the vendor's mount point: what the vendor's own server would see."""
+    path: str = scope["path"]
+    return path[len(scope.get("root_path", "")) :]
+
+
+def is_control(scope: Scope) -> bool:
+    return route_path(scope).startswith(CONTROL_PREFIX)
+
+
+class FaultMiddleware:
+    """Counts each request under its route template, then plays the knobs in a fixed order:
+    latency, hang, 429, injected error, truncated body. Control routes pass untouched."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        knobs: Knobs,
+        counters: Counter[str],
+        routes: Sequence[Route],
+        error: ErrorBody,
+    ) -> None:
+        self.app = app
         self.knobs = knobs
-        self.secret = secret
-        self.counters: Counter[str] = Counter()
-        self.random = random.Random(seed)
-        self._views: dict[Hashable, Any] = {}
+        self.counters = counters
+        self.routes = routes
+        self.error = error
 
-    def view(self, key: Hashable, build: Callable[[], Any]) -> Any:
-        """A sorted/filtered listing, kept until the data changes: a vendor's database has
-        indexes, and the benchmarks should measure the gateway, not a list sort."""
-        if key not in self._views:
-            self._views[key] = build()
-        return self._views[key]
-
-    def changed(self) -> None:
-        self._views.clear()
-
-    def advance_and_forget(self, count: int) -> int:
-        moved = self.advance(count)
-        if moved:
-            self.changed()
-        return moved
-
-    # -- what each vendor defines ---------------------------------------------------------
-    def endpoints(self) -> list[tuple[str, str, Handler]]:
-        raise NotImplementedError
-
-    def error(self, request: Request, status: int, message: str, code: str = "") -> Response:
-        """An error in the vendor's own body shape."""
-        raise NotImplementedError
-
-    def authorized(self, request: Request) -> bool:
-        raise NotImplementedError
-
-    def unauthorized(self, request: Request) -> Response:
-        return self.error(request, 401, "Missing or invalid credentials", "AUTHENTICATION_ERROR")
-
-    def advance(self, count: int) -> int:
-        """Move up to ``count`` live tasks one step on; returns how many moved."""
-        raise NotImplementedError
-
-    # -- shared machinery -----------------------------------------------------------------
-    def bearer_ok(self, request: Request) -> bool:
-        return request.headers.get("authorization") == f"Bearer {self.secret}"
-
-    def _chance(self, rate: float) -> bool:
-        return rate > 0 and (rate >= 1 or self.random.random() < rate)
-
-    def wrap(self, template: str, handler: Handler) -> Handler:
-        async def endpoint(request: Request) -> Response:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or is_control(scope):
+            await self.app(scope, receive, send)
+            return
+        template = self._template(scope)
+        if template is not None:
             self.counters[template] += 1
-            knobs = self.knobs
-            delay = knobs.latency_ms + (
-                self.random.uniform(0, knobs.jitter_ms) if knobs.jitter_ms else 0
-            )
-            if delay:
-                await asyncio.sleep(delay / 1000)
-            if self._chance(knobs.timeout_rate):
-                await self._hang(request)
-                # Nobody is listening any more; touch no other knob (fail_next) on the way.
-                return self.error(request, 504, "Gateway Timeout")
-            if self._chance(knobs.rate_limit_rate):
-                response = self.error(request, 429, "Too many requests", "RATE_LIMITED")
-                response.headers["retry-after"] = str(knobs.retry_after_seconds)
-                return response
-            if knobs.fail_next > 0 or self._chance(knobs.error_rate):
-                knobs.fail_next = max(0, knobs.fail_next - 1)
-                return self.error(
-                    request, knobs.error_status, "Injected failure", "INTERNAL_SERVER_ERROR"
-                )
-            if not self.authorized(request):
-                return self.unauthorized(request)
-            response = await handler(request)
-            if response.status_code == 200 and self._chance(knobs.malformed_rate):
-                body = bytes(response.body)
-                return Response(body[: max(1, len(body) // 2)], media_type="application/json")
+        knobs = self.knobs
+        delay = knobs.delay_seconds()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if knobs.chance(knobs.timeout_rate):
+            # Touch no other knob (fail_next): answer only a client that outlasted the hang.
+            if not await _client_gone(receive):
+                await self._injected(Request(scope), 504)(scope, receive, send)
+            return
+        fault = self._fault(Request(scope))
+        if fault is not None:
+            await fault(scope, receive, send)
+            return
+        if knobs.chance(knobs.malformed_rate):
+            send = _truncating(send)
+        await self.app(scope, receive, send)
+
+    def _template(self, scope: Scope) -> str | None:
+        for route in self.routes:
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                return f"{scope['method']} {route.path}"
+        return None
+
+    def _fault(self, request: Request) -> Response | None:
+        knobs = self.knobs
+        if knobs.chance(knobs.rate_limit_rate):
+            response = self._injected(request, 429)
+            response.headers["retry-after"] = str(knobs.retry_after_seconds)
             return response
+        if knobs.fail_next > 0 or knobs.chance(knobs.error_rate):
+            knobs.fail_next = max(0, knobs.fail_next - 1)
+            return self._injected(request, knobs.error_status)
+        return None
 
-        return endpoint
+    def _injected(self, request: Request, status: int) -> Response:
+        return self.error(request, status, f"{HTTPStatus(status).phrase} (sandbox fault)")
 
-    async def _hang(self, request: Request) -> None:
-        """Never answer (until the client gives up, or a long time has passed)."""
-        waited = 0.0
-        while waited < TIMEOUT_SECONDS and not await request.is_disconnected():
-            await asyncio.sleep(0.05)
-            waited += 0.05
 
-    def app(self) -> Starlette:
-        routes = [
-            Route(template, self.wrap(f"{method} {template}", handler), methods=[method])
-            for method, template, handler in self.endpoints()
-        ]
-        routes += [
-            Route("/_sandbox/knobs", self._knobs, methods=["GET", "PATCH", "POST"]),
-            Route("/_sandbox/counters", self._counters, methods=["GET", "DELETE"]),
-            Route("/_sandbox/advance", self._advance, methods=["POST"]),
-        ]
-        return Starlette(
-            routes=routes,
-            exception_handlers={
-                404: self._no_route,
-                405: self._no_route,
-            },
-        )
+async def _client_gone(receive: Receive) -> bool:
+    """Wait until the client hangs up (True) or ``HANG_SECONDS`` pass (False)."""
+    try:
+        async with asyncio.timeout(HANG_SECONDS):
+            while (await receive())["type"] != "http.disconnect":
+                pass
+    except TimeoutError:
+        return False
+    return True
 
-    async def _no_route(self, request: Request, exc: Exception) -> Response:
-        """An unknown path or method, answered in the vendor's own error shape."""
-        status = getattr(exc, "status_code", 404)
-        return self.error(request, status, "Not Found" if status == 404 else "Method Not Allowed")
 
-    async def _knobs(self, request: Request) -> Response:
-        if request.method != "GET":
+def _truncating(send: Send) -> Send:
+    """A ``send`` that cuts a 200 body in half (with a matching Content-Length), so the
+    client gets well-formed HTTP carrying broken JSON."""
+    start: Message = {}
+    body = bytearray()
+
+    async def truncated(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            start.update(message)
+            return
+        if message["type"] != "http.response.body":
+            await send(message)
+            return
+        body.extend(message.get("body", b""))
+        if message.get("more_body", False):
+            return
+        content = bytes(body)
+        if start["status"] == 200:
+            content = content[: max(1, len(content) // 2)]
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(content)).encode()))
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
+
+    return truncated
+
+
+def control_routes(
+    knobs: Knobs, counters: Counter[str], advance: Callable[[int], int]
+) -> list[Route]:
+    """``GET/PATCH knobs``, ``GET/DELETE counters``, ``POST advance?n=``: plain JSON, no
+    auth, no faults, not counted, so a benchmark can turn a simulator it is also loading."""
+
+    async def knob_values(request: Request) -> Response:
+        if request.method == "PATCH":
             try:
-                self.knobs.update(orjson.loads(await request.body()))
-            except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
-                return json_response({"detail": str(exc)}, 400)
-        return json_response(dataclasses.asdict(self.knobs))
+                values = orjson.loads(await request.body())
+                if not isinstance(values, dict):
+                    raise ValueError("expected a JSON object of knob values")
+                knobs.update(values)
+            except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
+                return JSONResponse({"detail": str(exc)}, 400)
+        return JSONResponse(knobs.settings())
 
-    async def _counters(self, request: Request) -> Response:
+    async def request_counts(request: Request) -> Response:
         if request.method == "DELETE":
-            self.counters.clear()
-        return json_response(dict(self.counters))
+            counters.clear()
+        return JSONResponse(dict(counters))
 
-    async def _advance(self, request: Request) -> Response:
-        count = int(request.query_params.get("n", "10"))
-        return json_response({"advanced": self.advance_and_forget(count)})
+    async def progress(request: Request) -> Response:
+        raw = request.query_params.get("n", str(DEFAULT_STEPS))
+        if not raw.isdigit():
+            return JSONResponse({"detail": "n must be a whole number"}, 400)
+        return JSONResponse({"advanced": advance(int(raw))})
+
+    return [
+        Route(CONTROL_PREFIX + "knobs", knob_values, methods=["GET", "PATCH"]),
+        Route(CONTROL_PREFIX + "counters", request_counts, methods=["GET", "DELETE"]),
+        Route(CONTROL_PREFIX + "advance", progress, methods=["POST"]),
+    ]

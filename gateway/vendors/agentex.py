@@ -1,14 +1,29 @@
-"""Scale Agentex: task trackers, each one a Task whose ``tracker`` is the tracker itself."""
+"""Scale Agentex task trackers: each tracker is one Task, and that task's ``tracker``.
+
+A tracker's ``status`` is free-form (mapped case-insensitively, extensible by the operator),
+and the list has no total: a page shorter than ``limit`` is the last. Agentex sorts by any
+column server-side, so every listing streams in the query's own order.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 import httpx
+import orjson
 
-from gateway.core.errors import NotFoundError, UpstreamBadResponseError, UpstreamRejectedError
+from gateway.core.errors import (
+    NotFoundError,
+    UpstreamBadResponseError,
+    UpstreamOutcomeUnknownError,
+    UpstreamRejectedError,
+    UpstreamUnavailableError,
+)
 from gateway.core.ids import TASK, TRACKER, encode_id
-from gateway.core.records import OrderField, TaskRecord, TrackerRecord, Vendor
+from gateway.core.records import OrderField, TaskRecord, TaskStatus, TrackerRecord, Vendor
 from gateway.core.statuses import AGENTEX_STATUS_MAP, map_status
 from gateway.vendors.base import (
     Connector,
@@ -20,28 +35,46 @@ from gateway.vendors.base import (
     VendorSettings,
     params_tuple,
     parse_time,
+    raise_for_status,
 )
 
 PATH = "/tracker"
-UNEXPECTED = "agentex answered with an unexpected shape"
+BAD_SHAPE = "agentex answered with an unexpected shape"
+ORDER_COLUMNS = {OrderField.UPDATED_AT: "updated_at", OrderField.CREATED_AT: "created_at"}
+MAX_DETAIL_CHARS = 200
+LINK = re.compile(r"\w+://\S+")
+
+
+def default_credentials(secret: str) -> Credentials:
+    """Agentex's spec has no auth; deployments put a bearer key in front of it (the
+    configuration may name another header or scheme)."""
+    return Credentials(secret, "Authorization", "Bearer")
 
 
 class AgentexConnector(Connector):
     vendor = Vendor.AGENTEX
-    page_size = 50
+    page_size = 100
     exact_filters: ClassVar[frozenset[str]] = frozenset({"agent_ids", "native_id"})
 
     def __init__(self, settings: VendorSettings, client: httpx.AsyncClient) -> None:
         super().__init__(settings, client)
-        self.status_map = {**AGENTEX_STATUS_MAP, **settings.extra_status_map}
+        # Built once: every tracker of every page is mapped through it.
+        self.status_map: Mapping[str, TaskStatus] = {
+            **AGENTEX_STATUS_MAP,
+            **{k.strip().lower(): v for k, v in settings.extra_status_map.items()},
+        }
 
     def sources(self, query: ListQuery) -> list[Source]:
-        if query.user_id or query.parent_task_id or query.triggering_agent_id:
+        if (
+            query.user_id is not None
+            or query.parent_task_id is not None
+            or query.triggering_agent_id is not None
+        ):
             return []  # trackers have no user and no parent
-        order = query.order
+        # No status parameter: the values are free-form, so the merge filters.
         common = {
-            "order_by": "created_at" if order.field is OrderField.CREATED_AT else "updated_at",
-            "order_direction": "desc" if order.descending else "asc",
+            "order_by": ORDER_COLUMNS[query.order.field],
+            "order_direction": "desc" if query.order.descending else "asc",
             "task_id": query.native_id,
         }
         agents = sorted(query.agent_ids) if query.agent_ids is not None else [None]
@@ -53,70 +86,34 @@ class AgentexConnector(Connector):
     async def fetch_page(
         self, source: Source, token: PageToken, credentials: Credentials | None = None
     ) -> SourcePage:
-        page = int(token or 1)
-        body = await self.request_json(
-            "GET",
-            PATH,
-            credentials=credentials,
-            params={**dict(source.params), "limit": self.page_size, "page_number": page},
-        )
+        page = 1 if token is None else int(token)
+        params = {**dict(source.params), "limit": self.page_size, "page_number": page}
+        body = await self.request_json("GET", PATH, credentials=credentials, params=params)
         if not isinstance(body, list):
-            raise UpstreamBadResponseError(self.vendor, UNEXPECTED)
-        records, skipped = self.normalize(body, self._to_record)
+            raise UpstreamBadResponseError(self.vendor, BAD_SHAPE)
+        records, skipped = self.normalize(body, lambda item: _to_record(item, self.status_map))
         return SourcePage(
             records,
             next_token=page + 1 if len(body) >= self.page_size else None,
             skipped=skipped,
         )
 
-    def _to_tracker(self, item: dict[str, Any]) -> TrackerRecord:
-        created = parse_time(item["created_at"])
-        if created is None:
-            raise ValueError("created_at")
-        return TrackerRecord(
-            native_id=str(item["id"]),
-            agent_id=str(item["agent_id"]),
-            task_id=str(item["task_id"]),
-            status=map_status(self.status_map, item.get("status")),
-            vendor_status=item.get("status"),
-            status_reason=item.get("status_reason"),
-            last_processed_event_id=item.get("last_processed_event_id"),
-            created_at=created,
-            updated_at=parse_time(item.get("updated_at")),
-            global_id=encode_id(
-                TRACKER, self.vendor, item["agent_id"], item["task_id"], item["id"]
-            ),
-        )
-
-    def _to_record(self, item: dict[str, Any]) -> TaskRecord:
-        tracker = self._to_tracker(item)
-        return TaskRecord(
-            vendor=self.vendor,
-            native_id=tracker.task_id,
-            global_id=encode_id(TASK, self.vendor, tracker.agent_id, tracker.task_id),
-            agent_id=tracker.agent_id,
-            status=tracker.status,
-            vendor_status=tracker.vendor_status,
-            title=None,
-            summary=tracker.status_reason,
-            created_at=tracker.created_at,
-            updated_at=tracker.updated_at or tracker.created_at,
-            tracker=tracker,
-            raw=item,
-        )
-
     async def get_tracker(
         self, agent_id: str, task_id: str, credentials: Credentials | None = None
     ) -> TrackerRecord | None:
-        body = await self.request_json(
-            "GET",
-            PATH,
-            credentials=credentials,
-            params={"agent_id": agent_id, "task_id": task_id, "limit": 1},
-        )
+        """The tracker of one task, read past every cache (a write starts from it)."""
+        if not agent_id or not task_id:
+            return None  # Agentex reads an empty filter as no filter at all
+        params = {"agent_id": agent_id, "task_id": task_id, "limit": 1}
+        body = await self.request_json("GET", PATH, credentials=credentials, params=params)
         if not isinstance(body, list):
-            raise UpstreamBadResponseError(self.vendor, UNEXPECTED)
-        return self._to_tracker(body[0]) if body else None
+            raise UpstreamBadResponseError(self.vendor, BAD_SHAPE)
+        if not body:
+            return None
+        tracker = self._tracker_from(body[0])
+        if (tracker.agent_id, tracker.task_id) != (agent_id, task_id):
+            return None
+        return tracker
 
     async def update_tracker(
         self,
@@ -127,21 +124,127 @@ class AgentexConnector(Connector):
         last_processed_event_id: str | None,
         credentials: Credentials | None = None,
     ) -> TrackerRecord:
-        """PUT the whole writable state: Agentex nulls ``status``/``status_reason`` if left out."""
-        body: dict[str, Any] = {"status": status, "status_reason": status_reason}
+        """PUT a tracker. Agentex writes ``status`` and ``status_reason`` exactly as sent (one
+        left out becomes null), so both always go: the caller passes the current value of a
+        field it does not change. A missing ``last_processed_event_id`` keeps the cursor."""
+        body: dict[str, str | None] = {"status": status, "status_reason": status_reason}
         if last_processed_event_id is not None:
             body["last_processed_event_id"] = last_processed_event_id
-        try:
-            answer = await self.request_json(
-                "PUT", f"{PATH}/{tracker_id}", credentials=credentials, json=body, write=True
+        response = await self._put(f"{PATH}/{quote(tracker_id, safe='')}", body, credentials)
+        if response.status_code == 404:
+            raise NotFoundError("no such Agentex tracker")
+        if response.status_code in (400, 422):
+            raise UpstreamRejectedError(
+                self.vendor,
+                f"agentex refused the update: {_detail(response)}",
+                status=response.status_code,
             )
-        except UpstreamRejectedError as exc:
-            if exc.status == 404:
-                raise NotFoundError("no such tracker") from exc
-            raise
-        if not isinstance(answer, dict):
-            raise UpstreamBadResponseError(self.vendor, UNEXPECTED)
+        raise_for_status(self.vendor, response)
         try:
-            return self._to_tracker(answer)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UpstreamBadResponseError(self.vendor, UNEXPECTED) from exc
+            answer = orjson.loads(response.content)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamBadResponseError(
+                self.vendor, "agentex answered with malformed JSON"
+            ) from exc
+        return self._tracker_from(answer)
+
+    async def _put(
+        self, path: str, body: dict[str, str | None], credentials: Credentials | None
+    ) -> httpx.Response:
+        """Send the write ourselves: ``request_json`` drops the vendor's reason for a 4xx,
+        which is the one thing a caller needs to fix a refused update."""
+        try:
+            return await self.client.put(path, json=body, headers=self.auth_headers(credentials))
+        except (httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ConnectError) as exc:
+            raise UpstreamUnavailableError(self.vendor, "agentex could not be reached") from exc
+        except httpx.TransportError as exc:
+            # The request left: Agentex may have applied it without our hearing back.
+            raise UpstreamOutcomeUnknownError(
+                self.vendor,
+                "agentex did not confirm the update; it may or may not have been applied: "
+                "read the tracker back before retrying",
+            ) from exc
+
+    def _tracker_from(self, item: Any) -> TrackerRecord:
+        try:
+            return _to_tracker(item, self.status_map)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise UpstreamBadResponseError(self.vendor, BAD_SHAPE) from exc
+
+
+def _to_record(item: dict[str, Any], status_map: Mapping[str, TaskStatus]) -> TaskRecord:
+    tracker = _to_tracker(item, status_map)
+    return TaskRecord(
+        vendor=Vendor.AGENTEX,
+        native_id=tracker.task_id,
+        global_id=encode_id(TASK, Vendor.AGENTEX, tracker.agent_id, tracker.task_id),
+        agent_id=tracker.agent_id,
+        status=tracker.status,
+        vendor_status=tracker.vendor_status,
+        title=None,
+        summary=tracker.status_reason,
+        created_at=tracker.created_at,
+        updated_at=tracker.updated_at or tracker.created_at,
+        tracker=tracker,
+        raw=item,
+    )
+
+
+def _to_tracker(item: dict[str, Any], status_map: Mapping[str, TaskStatus]) -> TrackerRecord:
+    tracker_id = _required(item, "id")
+    agent_id = _required(item, "agent_id")
+    task_id = _required(item, "task_id")
+    created = parse_time(_text(item, "created_at"))
+    if created is None:
+        raise ValueError("created_at")
+    vendor_status = _text(item, "status")
+    return TrackerRecord(
+        native_id=tracker_id,
+        agent_id=agent_id,
+        task_id=task_id,
+        status=map_status(status_map, vendor_status),
+        vendor_status=vendor_status,
+        status_reason=_text(item, "status_reason"),
+        last_processed_event_id=_text(item, "last_processed_event_id"),
+        created_at=created,
+        updated_at=parse_time(_text(item, "updated_at")),
+        global_id=encode_id(TRACKER, Vendor.AGENTEX, agent_id, task_id, tracker_id),
+    )
+
+
+def _detail(response: httpx.Response) -> str:
+    """Agentex's reason, short and without links: 400 ``{"detail": "..."}`` or FastAPI's 422
+    ``{"detail": [{"loc": [...], "msg": "..."}]}``."""
+    try:
+        detail = orjson.loads(response.content).get("detail")
+    except (orjson.JSONDecodeError, AttributeError):
+        detail = None
+    if isinstance(detail, list):
+        detail = "; ".join(_issue(e) for e in detail if isinstance(e, dict))
+    if not isinstance(detail, str) or not detail:
+        return f"HTTP {response.status_code}"
+    detail = LINK.sub("<link>", detail)
+    return detail if len(detail) <= MAX_DETAIL_CHARS else detail[: MAX_DETAIL_CHARS - 1] + "…"
+
+
+def _issue(error: dict[str, Any]) -> str:
+    """One FastAPI validation error as ``field: message`` (its ``body.`` prefix dropped)."""
+    loc = error.get("loc")
+    field = ".".join(str(p) for p in loc[1:]) if isinstance(loc, list) else ""
+    return f"{field}: {error.get('msg')}" if field else str(error.get("msg"))
+
+
+def _required(item: dict[str, Any], key: str) -> str:
+    """A non-empty string field: without it the item cannot be read (it is skipped)."""
+    value = item[key]
+    if not isinstance(value, str) or not value:
+        raise ValueError(key)
+    return value
+
+
+def _text(item: dict[str, Any], key: str) -> str | None:
+    """A nullable string field; any other type makes the item unreadable."""
+    value = item.get(key)
+    if value is not None and not isinstance(value, str):
+        raise TypeError(key)
+    return value

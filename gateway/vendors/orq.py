@@ -1,15 +1,17 @@
-"""orq.ai: an agent's tasks by cursor, newest ``_id`` (a ULID: creation time) first.
+"""orq.ai: tasks per agent key, by cursor, newest ``_id`` (a ULID: creation time) first.
 
-orq has no status field; the status is derived from ``state`` (see ``orq_status``).
+orq has no status field: the status is derived from ``state`` (``orq_status``), and the
+list's ``status`` filter takes the derived values, comma-separated.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
+from urllib.parse import quote, unquote
 
 from gateway.core.errors import UpstreamBadResponseError
 from gateway.core.ids import TASK, encode_id
-from gateway.core.records import Direction, OrderField, TaskMetrics, TaskRecord, Vendor
+from gateway.core.records import Direction, Order, OrderField, TaskMetrics, TaskRecord, Vendor
 from gateway.core.statuses import ORQ_STATUS_MAP, map_status, orq_status, vendor_values
 from gateway.vendors.base import (
     Connector,
@@ -22,89 +24,135 @@ from gateway.vendors.base import (
     parse_time,
 )
 
+PATH_PREFIX, PATH_SUFFIX = "/v2/agents/", "/tasks"
+BAD_SHAPE = "orq answered with an unexpected shape"
+NATIVE_ORDER = Order(OrderField.CREATED_AT, Direction.DESC)
+"""The only order orq lists in; a listing wanted in another is read whole and sorted."""
+
+
+def default_credentials(secret: str) -> Credentials:
+    """orq takes ``Authorization: Bearer <token>``."""
+    return Credentials(secret, "Authorization", "Bearer")
+
 
 class OrqConnector(Connector):
     vendor = Vendor.ORQ
-    page_size = 50
-    bulk_page_size = 200
-    """A listing streamed for a page of results reads small pages; one read whole (to be
-    sorted here) reads the largest orq allows, following fewer cursors."""
+    page_size = 200  # orq's maximum ``limit``: fewer cursors to follow one by one
     exact_filters: ClassVar[frozenset[str]] = frozenset({"statuses", "agent_ids"})
 
     def sources(self, query: ListQuery) -> list[Source]:
-        if query.parent_task_id or query.triggering_agent_id:
-            return []
+        if query.parent_task_id is not None or query.triggering_agent_id is not None:
+            return []  # orq tasks have no parent
         status = None
         if query.statuses is not None:
             values = vendor_values(ORQ_STATUS_MAP, query.statuses)
             if not values:
                 return []
             status = ",".join(values)
-        ordered = query.order.field is OrderField.CREATED_AT and (
-            query.order.direction is Direction.DESC
-        )
-        limit = self.page_size if ordered else self.bulk_page_size
+        ordered = query.order == NATIVE_ORDER
         return [
-            Source(
-                self.vendor,
-                f"/v2/agents/{agent}/tasks",
-                params_tuple(status=status, limit=limit),
-                ordered,
-            )
+            Source(self.vendor, _path(agent), params_tuple(status=status), ordered)
             for agent in self.agents_for(query)
         ]
 
     async def fetch_page(
         self, source: Source, token: PageToken, credentials: Credentials | None = None
     ) -> SourcePage:
-        params: dict[str, Any] = dict(source.params)
-        limit = int(params["limit"])
+        params: dict[str, Any] = {**dict(source.params), "limit": self.page_size}
         if token is not None:
-            params["starting_after"] = token
+            params["starting_after"] = str(token)
         body = await self.request_json("GET", source.path, credentials=credentials, params=params)
-        if not isinstance(body, dict) or not isinstance(body.get("tasks"), list):
-            raise UpstreamBadResponseError(self.vendor, "orq answered with an unexpected shape")
-        agent = source.path.split("/")[3]
-        items = body["tasks"]
-        records, skipped = self.normalize(items, lambda item: _to_record(item, agent))
-        last = items[-1].get("_id") if items and isinstance(items[-1], dict) else None
-        total = body.get("overall_total")
-        return SourcePage(
-            records,
-            next_token=last if len(items) >= limit and last else None,
-            total=int(total) if isinstance(total, int | float) else None,
-            skipped=skipped,
-        )
+        if not isinstance(body, dict):
+            raise UpstreamBadResponseError(self.vendor, BAD_SHAPE)
+        tasks, total = body.get("tasks"), body.get("overall_total")
+        if not isinstance(tasks, list) or not isinstance(total, int):
+            raise UpstreamBadResponseError(self.vendor, BAD_SHAPE)
+        agent = _agent(source.path)
+        records, skipped = self.normalize(tasks, lambda item: _to_record(item, agent))
+        return SourcePage(records, next_token=self._cursor(tasks), total=total, skipped=skipped)
+
+    def _cursor(self, tasks: list[Any]) -> str | None:
+        """The next page starts after this page's last ``_id``; a short page was the last."""
+        if len(tasks) < self.page_size:
+            return None
+        last = tasks[-1]
+        cursor = last.get("_id") if isinstance(last, dict) else None
+        if not isinstance(cursor, str) or not cursor:
+            raise UpstreamBadResponseError(self.vendor, "orq's page ends without a cursor")
+        return cursor
+
+
+def _path(agent: str) -> str:
+    return f"{PATH_PREFIX}{quote(agent, safe='')}{PATH_SUFFIX}"
+
+
+def _agent(path: str) -> str:
+    """The agent key a source lists: orq items do not name their agent."""
+    return unquote(path.removeprefix(PATH_PREFIX).removesuffix(PATH_SUFFIX))
 
 
 def _to_record(item: dict[str, Any], agent: str) -> TaskRecord:
+    native_id = _required(item, "_id")
     state = item.get("state") or {}
     derived = orq_status(state)
-    created = parse_time(item.get("created"))
-    updated = parse_time(item.get("updated")) or created
+    created = parse_time(_text(item, "created"))
+    updated = parse_time(_text(item, "updated")) or created
     if updated is None:
-        raise ValueError("no time")
-    metrics = item.get("metrics") or {}
+        raise ValueError("created and updated")
     return TaskRecord(
         vendor=Vendor.ORQ,
-        native_id=str(item["_id"]),
-        global_id=encode_id(TASK, Vendor.ORQ, agent, str(item["_id"])),
+        native_id=native_id,
+        global_id=encode_id(TASK, Vendor.ORQ, agent, native_id),
         agent_id=agent,
         status=map_status(ORQ_STATUS_MAP, derived),
         vendor_status=derived,
-        title=item.get("name"),
-        summary=state.get("error") or None,
+        title=_text(item, "name"),
+        summary=_text(state, "error") or None,
         created_at=created,
         updated_at=updated,
-        user_id=item.get("created_by_id"),
-        metrics=TaskMetrics(
-            input_cost=metrics.get("input_cost"),
-            output_cost=metrics.get("output_cost"),
-            total_cost=metrics.get("total_cost"),
-            prompt_tokens=metrics.get("prompt_tokens"),
-            completion_tokens=metrics.get("completion_tokens"),
-            total_tokens=metrics.get("total_tokens"),
-            execution_time_seconds=state.get("accumulated_execution_time"),
-        ),
+        user_id=_text(item, "created_by_id"),
+        metrics=_metrics(item.get("metrics") or {}, state),
         raw=item,
     )
+
+
+def _metrics(metrics: dict[str, Any], state: dict[str, Any]) -> TaskMetrics:
+    return TaskMetrics(
+        input_cost=_number(metrics, "input_cost"),
+        output_cost=_number(metrics, "output_cost"),
+        total_cost=_number(metrics, "total_cost"),
+        prompt_tokens=_count(metrics, "prompt_tokens"),
+        completion_tokens=_count(metrics, "completion_tokens"),
+        total_tokens=_count(metrics, "total_tokens"),
+        execution_time_seconds=_number(state, "accumulated_execution_time"),
+    )
+
+
+def _number(item: dict[str, Any], key: str) -> float | None:
+    value = item.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(key)
+    return float(value)
+
+
+def _count(item: dict[str, Any], key: str) -> int | None:
+    value = _number(item, key)
+    return None if value is None else int(value)
+
+
+def _required(item: dict[str, Any], key: str) -> str:
+    """A non-empty string field: without it the item cannot be read (it is skipped)."""
+    value = item[key]
+    if not isinstance(value, str) or not value:
+        raise ValueError(key)
+    return value
+
+
+def _text(item: dict[str, Any], key: str) -> str | None:
+    """A nullable string field; any other type makes the item unreadable."""
+    value = item.get(key)
+    if value is not None and not isinstance(value, str):
+        raise TypeError(key)
+    return value

@@ -25,7 +25,7 @@ from gateway.core.context import RequestState
 from gateway.core.poller import TaskPoller
 from gateway.core.service import TaskService
 from gateway.graph.context import GraphContext
-from gateway.observability import Observer
+from gateway.observability import Observer, RequestRecord
 from gateway.web.credentials import caller_credentials
 from gateway.web.graphiql import graphiql_page
 from gateway.web.persisted import PersistedQueries, PersistedQueryError
@@ -81,6 +81,7 @@ class GraphQLView(GraphQL[GraphContext, None]):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
+        started = time.perf_counter()
         request = Request(scope, receive)
         media_type = GRAPHQL_RESPONSE if wants_graphql_response(request) else JSON
         cacheable = await self._response_key(request, media_type)
@@ -88,8 +89,16 @@ class GraphQLView(GraphQL[GraphContext, None]):
         if cacheable is not None and self.responses is not None:
             cached = self.responses.get(cacheable[0])
             if cached is not None:
-                if self.observer is not None and self.observer.metrics is not None:
-                    self.observer.metrics.count_cached_response(cacheable[1])
+                if self.observer is not None:
+                    self.observer.request_finished(
+                        RequestRecord(
+                            request_id=scope.get("state", {}).get("request_id", "-"),
+                            operation=cacheable[1],
+                            outcome="ok",
+                            seconds=time.perf_counter() - started,
+                            response_cache=True,
+                        )
+                    )
                 await Response(cached, media_type=media_type)(scope, receive, send)
                 return
         try:

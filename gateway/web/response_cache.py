@@ -6,8 +6,8 @@ forwards), the response media type, and every vendor's cache generation, so a wr
 (``updateTracker``) makes older answers unreachable at once, also across replicas.
 Entries live for the shortest first-page TTL of the vendors, the freshness the page cache
 already promises. Not cached: mutations and subscriptions, answers with errors (a vendor
-missing), ``fresh`` or bypass requests, and queries asking for ``vendorParts`` (which
-describe one particular fetch).
+missing), ``fresh`` or bypass requests, queries asking for ``vendorParts`` (which
+describe one particular fetch) or for ``vendors`` (live operator state).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
+from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationType, parse
 
 from gateway.core.cache import PageCache
 from gateway.core.records import Vendor
@@ -28,6 +28,8 @@ from gateway.core.records import Vendor
 DEFAULT_MAX_ENTRIES = 2_000
 CALLER_HEADERS = (b"authorization", b"x-api-key")
 VENDOR_KEY_PREFIX = b"x-vendor-key-"
+LIVE_FIELDS = frozenset({"vendors"})
+"""Query fields that describe the gateway's state now (``Query.vendors``), never cached."""
 
 
 @lru_cache(maxsize=1024)
@@ -48,6 +50,9 @@ def cacheable_operation(query: str, operation_name: str | None) -> str | None:
     ]
     if len(chosen) != 1 or chosen[0].operation is not OperationType.QUERY:
         return None
+    top = chosen[0].selection_set.selections
+    if any(not isinstance(f, FieldNode) or f.name.value in LIVE_FIELDS for f in top):
+        return None  # operator state, read fresh (top-level fragments: not worth a look)
     return chosen[0].name.value if chosen[0].name else "anonymous"
 
 
