@@ -13,7 +13,7 @@ from gateway.serving import bind_socket, make_server
 
 DEMO_PORT = 8000
 SANDBOX_PORT = 9000
-SHUTDOWN_GRACE_SECONDS = 25.0
+SHUTDOWN_GRACE_SECONDS = 25
 """On SIGTERM, in-flight requests get this long to finish (a request's own deadline is 15 s
 by default) before the lifespan closes upstream clients; keep it under the orchestrator's
 kill timeout (deploy/compose.yaml: stop_grace_period 30s)."""

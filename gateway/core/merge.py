@@ -134,7 +134,7 @@ class Reader:
         records = list(first.records)
         token = first.next_token
         if isinstance(token, int) and first.total is not None and first.records:
-            per_page = len(first.records)
+            per_page = len(first.records) + first.skipped  # what the vendor sent
             last = -(-first.total // per_page)
             semaphore = asyncio.Semaphore(FULL_READ_CONCURRENCY)
 

@@ -115,7 +115,11 @@ class GatewayErrors(SchemaExtension):
             )
         if isinstance(original, GraphQLError):
             return self._format(original)
-        request_id = uuid.uuid4().hex[:16]
+        # The HTTP request's id (X-Request-ID), so this line joins the request's own line.
+        context = self.execution_context.context
+        request_id = getattr(context, "request_id", "-")
+        if request_id == "-":  # a subscription over WebSocket has none
+            request_id = uuid.uuid4().hex[:16]
         logger.error("unexpected error %s at %s", request_id, error.path, exc_info=original)
         return GraphQLError(
             "Internal server error",

@@ -53,7 +53,7 @@ def default_credentials(secret: str) -> Credentials:
 
 class AgentexConnector(Connector):
     vendor = Vendor.AGENTEX
-    page_size = 100
+    page_size = 50  # a page of results reads little; streaming covers every order
     exact_filters: ClassVar[frozenset[str]] = frozenset({"agent_ids", "native_id"})
 
     def __init__(self, settings: VendorSettings, client: httpx.AsyncClient) -> None:
@@ -101,7 +101,7 @@ class AgentexConnector(Connector):
     async def get_tracker(
         self, agent_id: str, task_id: str, credentials: Credentials | None = None
     ) -> TrackerRecord | None:
-        """The tracker of one task, read past every cache (a write starts from it)."""
+        """The current tracker of one task: a partial update starts from its values."""
         if not agent_id or not task_id:
             return None  # Agentex reads an empty filter as no filter at all
         params = {"agent_id": agent_id, "task_id": task_id, "limit": 1}

@@ -37,7 +37,11 @@ def default_credentials(secret: str) -> Credentials:
 
 class OrqConnector(Connector):
     vendor = Vendor.ORQ
-    page_size = 200  # orq's maximum ``limit``: fewer cursors to follow one by one
+    page_size = 50
+    bulk_page_size = 200
+    """A listing streamed for a page of results reads small pages (cost grows with the
+    page, not the data); one read whole to be sorted here reads orq's maximum ``limit``,
+    so there are fewer cursors to follow one by one."""
     exact_filters: ClassVar[frozenset[str]] = frozenset({"statuses", "agent_ids"})
 
     def sources(self, query: ListQuery) -> list[Source]:
@@ -50,15 +54,16 @@ class OrqConnector(Connector):
                 return []
             status = ",".join(values)
         ordered = query.order == NATIVE_ORDER
+        limit = self.page_size if ordered else self.bulk_page_size
         return [
-            Source(self.vendor, _path(agent), params_tuple(status=status), ordered)
+            Source(self.vendor, _path(agent), params_tuple(status=status, limit=limit), ordered)
             for agent in self.agents_for(query)
         ]
 
     async def fetch_page(
         self, source: Source, token: PageToken, credentials: Credentials | None = None
     ) -> SourcePage:
-        params: dict[str, Any] = {**dict(source.params), "limit": self.page_size}
+        params: dict[str, Any] = dict(source.params)
         if token is not None:
             params["starting_after"] = str(token)
         body = await self.request_json("GET", source.path, credentials=credentials, params=params)
@@ -69,17 +74,19 @@ class OrqConnector(Connector):
             raise UpstreamBadResponseError(self.vendor, BAD_SHAPE)
         agent = _agent(source.path)
         records, skipped = self.normalize(tasks, lambda item: _to_record(item, agent))
-        return SourcePage(records, next_token=self._cursor(tasks), total=total, skipped=skipped)
+        cursor = self._cursor(tasks, int(params["limit"]))
+        return SourcePage(records, next_token=cursor, total=total, skipped=skipped)
 
-    def _cursor(self, tasks: list[Any]) -> str | None:
-        """The next page starts after this page's last ``_id``; a short page was the last."""
-        if len(tasks) < self.page_size:
+    def _cursor(self, tasks: list[Any], limit: int) -> str | None:
+        """A full page continues after its last ``_id``; a short page was the last. An item
+        without an id is skipped anyway, so the cursor is the last id the page has."""
+        if len(tasks) < limit:
             return None
-        last = tasks[-1]
-        cursor = last.get("_id") if isinstance(last, dict) else None
-        if not isinstance(cursor, str) or not cursor:
-            raise UpstreamBadResponseError(self.vendor, "orq's page ends without a cursor")
-        return cursor
+        for item in reversed(tasks):
+            cursor = item.get("_id") if isinstance(item, dict) else None
+            if isinstance(cursor, str) and cursor:
+                return cursor
+        raise UpstreamBadResponseError(self.vendor, "orq answered a page without any task id")
 
 
 def _path(agent: str) -> str:

@@ -54,9 +54,7 @@ def ops_routes(gateway: Gateway) -> list[Route]:
         registry = gateway.observer.metrics.registry if gateway.observer.metrics else None
         if registry is None:
             return Response(status_code=404)
-        return Response(
-            generate_latest(registry), media_type=CONTENT_TYPE_LATEST, headers=NO_STORE
-        )
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST, headers=NO_STORE)
 
     return [
         Route("/healthz", healthz, methods=["GET"]),

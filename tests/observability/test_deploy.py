@@ -71,4 +71,3 @@ def test_the_example_settings_load_with_secrets_from_the_environment() -> None:
     assert settings.cache_url == "redis://redis:6379/0"
     assert len(settings.enabled) == 4 and not settings.tracing
     assert "api_key" not in (ROOT / "deploy" / "example.toml").read_text()
-

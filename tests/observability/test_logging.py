@@ -56,7 +56,9 @@ def test_one_json_line_per_request_and_never_a_secret(
     clean_sandbox.knobs(Vendor.SUBNOTO).error_rate = 1.0
     key = {"authorization": f"Bearer {CLIENT_KEY}"}
     responses = [
-        gateway.http.post("/graphql", json={"query": QUERY}, headers={**key, "x-request-id": "r-1"}),
+        gateway.http.post(
+            "/graphql", json={"query": QUERY}, headers={**key, "x-request-id": "r-1"}
+        ),
         gateway.http.post("/graphql", json={"query": "{ nope }"}, headers=key),
         gateway.http.post("/graphql", json={"query": "{ tasks(first: "}, headers=key),
         gateway.http.post(
@@ -102,6 +104,30 @@ def test_a_response_cache_hit_is_logged_too(make_gateway: GatewayFactory, json_l
     assert [line["response_cache"] for line in lines] == [False, True]
     assert lines[1]["request_id"] == answer.headers["x-request-id"]
     assert lines[1]["operation"] == "Recent" and lines[1]["outcome"] == "ok"
+
+
+def test_an_unexpected_error_is_logged_under_the_request_id_without_secrets(
+    make_gateway: GatewayFactory, json_logs
+) -> None:
+    gateway = make_gateway()
+    upstream = gateway.server.server.config.app.state.gateway.service.upstream  # type: ignore[attr-defined]
+
+    def broken(vendor: Vendor) -> None:
+        raise RuntimeError("boom while sending Authorization: Bearer leaked-token-0066")
+
+    upstream.circuit_state = broken
+    response = gateway.http.post(
+        "/graphql", json={"query": "{ vendors { vendor } }"}, headers={"x-request-id": "r-err"}
+    )
+    [error] = response.json()["errors"]
+    assert error["extensions"] == {"code": "INTERNAL_SERVER_ERROR", "requestId": "r-err"}
+    assert "leaked-token-0066" not in response.text
+    lines = [orjson.loads(line) for line in json_logs.text.splitlines() if "r-err" in line]
+    [logged] = [line for line in lines if line["level"] == "error"]
+    assert logged["error"] == "RuntimeError" and "boom" in logged["detail"]
+    [request] = [line for line in lines if line["logger"] == "gateway.request"]
+    assert request["error_codes"] == ["INTERNAL_SERVER_ERROR"]
+    assert "leaked-token-0066" not in json_logs.text
 
 
 @pytest.mark.parametrize(
@@ -160,7 +186,9 @@ def restore_logging() -> Iterator[None]:
     root = logging.getLogger()
     saved = (root.handlers[:], root.level)
     others = {n: logging.getLogger(n) for n in (*QUIET_LOGGERS, "uvicorn", "uvicorn.access")}
-    saved_others = {n: (lg.level, lg.handlers[:], lg.propagate, lg.disabled) for n, lg in others.items()}
+    saved_others = {
+        n: (lg.level, lg.handlers[:], lg.propagate, lg.disabled) for n, lg in others.items()
+    }
     yield
     root.handlers[:], root.level = saved[0], saved[1]
     for name, (level, handlers, propagate, disabled) in saved_others.items():

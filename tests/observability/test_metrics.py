@@ -76,7 +76,8 @@ def test_unmapped_statuses_are_counted_by_vendor_and_value(
     gateway = make_gateway()
     gateway.data(AGENTEX_ALL)
     [agentex] = [
-        v for v in gateway.data("{ vendors { vendor unknownStatuses } }")["vendors"]
+        v
+        for v in gateway.data("{ vendors { vendor unknownStatuses } }")["vendors"]
         if v["vendor"] == "AGENTEX"
     ]
     found = samples(gateway)
@@ -110,18 +111,24 @@ def test_failed_upstream_calls_are_labelled_with_their_status(
     gateway.data(QUERY)
     found = samples(gateway)
     endpoint = "/public/agent-task/list"
-    assert value(found, "gateway_upstream_calls_total", vendor="subnoto", endpoint=endpoint,
-                 status="500") == 1
-    assert value(found, "gateway_upstream_calls_total", vendor="subnoto", endpoint=endpoint,
-                 status="200")
+    assert (
+        value(
+            found, "gateway_upstream_calls_total", vendor="subnoto", endpoint=endpoint, status="500"
+        )
+        == 1
+    )
+    assert value(
+        found, "gateway_upstream_calls_total", vendor="subnoto", endpoint=endpoint, status="200"
+    )
 
 
 def test_each_app_has_its_own_registry(make_gateway: GatewayFactory) -> None:
     first, second = make_gateway(), make_gateway()
     first.data(QUERY)
     assert value(samples(first), "gateway_graphql_requests_total", operation="Recent", outcome="ok")
-    assert not value(samples(second), "gateway_graphql_requests_total", operation="Recent",
-                     outcome="ok")
+    assert not value(
+        samples(second), "gateway_graphql_requests_total", operation="Recent", outcome="ok"
+    )
 
 
 def test_operation_names_cannot_grow_the_registry_without_bound() -> None:
