@@ -225,16 +225,38 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = [[%s]]
 """
 
+WRK_PACING = """
+-- wrk waits delay() ms before each request on a connection; a random rounding makes a
+-- fractional mean, so the connections together send at the asked rate.
+local pause = %f
+function delay()
+    local whole = math.floor(pause)
+    if math.random() < pause - whole then whole = whole + 1 end
+    return whole
+end
+"""
 
-def wrk_load(url: str, body: dict[str, Any], *, connections: int, seconds: float) -> Run | None:
+
+def wrk_load(
+    url: str,
+    body: dict[str, Any],
+    *,
+    connections: int,
+    seconds: float,
+    pause_ms: float | None = None,
+) -> Run | None:
     """Throughput from ``wrk`` (Debian package), a load generator that does not compete with
-    the server for the CPU the way a Python client does; None when it is not installed."""
+    the server for the CPU the way a Python client does; None when it is not installed.
+    ``pause_ms`` paces each connection (see ``wrk_paced``)."""
     import shutil
 
     if shutil.which("wrk") is None:
         return None
     script = Path(tempfile.mkdtemp()) / "post.lua"
-    script.write_text(WRK_SCRIPT % json.dumps(body))
+    lua = WRK_SCRIPT % json.dumps(body)
+    if pause_ms is not None:
+        lua += WRK_PACING % max(0.0, pause_ms)
+    script.write_text(lua)
     out = subprocess.run(
         [
             "wrk",
@@ -260,6 +282,23 @@ def wrk_load(url: str, body: dict[str, Any], *, connections: int, seconds: float
             percentiles[parts[0]] = wrk_ms(parts[1])
     run.percentiles = percentiles
     return run
+
+
+def wrk_paced(
+    url: str, body: dict[str, Any], *, rate: float, connections: int, seconds: float
+) -> Run | None:
+    """``wrk`` sending about ``rate`` requests/s in all: each connection pauses between its
+    requests so that pause + latency = connections / rate. The latency is not known before,
+    so a first short run measures it and the second, reported run subtracts it. wrk times
+    each request from its send, so the pause is not counted as latency."""
+    cycle_ms = connections * 1000 / rate
+    probe = wrk_load(url, body, connections=connections, seconds=3, pause_ms=cycle_ms)
+    if probe is None or not probe.rate:
+        return probe
+    latency_ms = max(0.0, connections * 1000 / probe.rate - cycle_ms)
+    return wrk_load(
+        url, body, connections=connections, seconds=seconds, pause_ms=cycle_ms - latency_ms
+    )
 
 
 def wrk_ms(value: str) -> float:

@@ -141,6 +141,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         log_level="info",
+        access_log=False,  # the gateway logs its own request line (see serving.make_server)
         proxy_headers=True,
         timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
     )

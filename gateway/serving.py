@@ -34,6 +34,9 @@ def bind_socket(host: str, port: int) -> socket.socket:
 def make_server(app: ASGIApp, **options: Any) -> uvicorn.Server:
     options.setdefault("log_level", "warning")
     options.setdefault("lifespan", "on")
+    # The gateway writes its own request line; uvicorn's access log would otherwise still
+    # build its arguments for every response (it only checks that some handler exists).
+    options.setdefault("access_log", False)
     return uvicorn.Server(uvicorn.Config(app, **options))
 
 

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -85,31 +86,20 @@ class GraphQLView(GraphQL[GraphContext, None]):
         request = Request(scope, receive)
         media_type = GRAPHQL_RESPONSE if wants_graphql_response(request) else JSON
         cacheable = await self._response_key(request, media_type)
-        cache_key = cacheable[0] if cacheable else None
+        leading: str | None = None
+        """The response-cache key this request computes for identical ones, if any."""
         if cacheable is not None and self.responses is not None:
-            cached = self.responses.get(cacheable[0])
+            cached, leads = await self._cached_or_joined(cacheable[0])
             if cached is not None:
-                if self.observer is not None:
-                    self.observer.request_finished(
-                        RequestRecord(
-                            request_id=scope.get("state", {}).get("request_id", "-"),
-                            operation=cacheable[1],
-                            outcome="ok",
-                            seconds=time.perf_counter() - started,
-                            response_cache=True,
-                        )
-                    )
+                self._finished_from_cache(scope, cacheable[1], started)
                 await Response(cached, media_type=media_type)(scope, receive, send)
                 return
+            leading = cacheable[0] if leads else None
+        body: bytes | None = None
         try:
             response = await self.run(request)
-            if (
-                cache_key is not None
-                and self.responses is not None
-                and response.status_code == 200
-                and b'"errors"' not in response.body
-            ):
-                self.responses.put(cache_key, bytes(response.body))
+            if leading and response.status_code == 200 and b'"errors"' not in response.body:
+                body = bytes(response.body)
         except PersistedQueryError as exc:
             # Apollo clients expect a 200 with this error, then resend with the query.
             response = error_response(200, exc.message, exc.code, media_type)
@@ -124,7 +114,35 @@ class GraphQLView(GraphQL[GraphContext, None]):
             elif "JSON" in exc.reason:
                 code = "BAD_REQUEST_BODY"
             response = error_response(status, exc.reason, code, media_type)
+        finally:
+            if leading is not None and self.responses is not None:
+                self.responses.settle(leading, body)
         await response(scope, receive, send)
+
+    async def _cached_or_joined(self, key: str) -> tuple[bytes | None, bool]:
+        """A cached answer, or the answer of an identical request under way; else
+        ``(None, leads)``: whether this request computes the answer for the others."""
+        assert self.responses is not None
+        cached = self.responses.get(key)
+        if cached is not None:
+            return cached, False
+        flight = self.responses.claim(key)
+        if flight is None:
+            return None, True
+        # shield: a waiter that is cancelled (its client left) must not cancel the flight.
+        return await asyncio.shield(flight), False
+
+    def _finished_from_cache(self, scope: Scope, operation: str, started: float) -> None:
+        if self.observer is not None:
+            self.observer.request_finished(
+                RequestRecord(
+                    request_id=scope.get("state", {}).get("request_id", "-"),
+                    operation=operation,
+                    outcome="ok",
+                    seconds=time.perf_counter() - started,
+                    response_cache=True,
+                )
+            )
 
     async def _response_key(self, request: Request, media_type: str) -> tuple[str, str] | None:
         """The response-cache key of a plain read, or None when it must not be cached."""

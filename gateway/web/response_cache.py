@@ -5,13 +5,21 @@ variables and operation name, the caller (a digest of its key and of any vendor 
 forwards), the response media type, and every vendor's cache generation, so a write
 (``updateTracker``) makes older answers unreachable at once, also across replicas.
 Entries live for the shortest first-page TTL of the vendors, the freshness the page cache
-already promises. Not cached: mutations and subscriptions, answers with errors (a vendor
+already promises.
+
+Identical misses collapse into one execution (single-flight): the first request computes the
+answer, the others wait for it. Once an entry has expired, the one request recomputing it
+holds the flight while the others are answered with the expired entry (for at most another
+TTL), so an expiry under load costs one execution, not one per request that arrives during
+it. A write changes the key (the vendors' generations), so nothing stale survives a write.
+Not cached: mutations and subscriptions, answers with errors (a vendor
 missing), ``fresh`` or bypass requests, queries asking for ``vendorParts`` (which
 describe one particular fetch) or for ``vendors`` (live operator state).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections import OrderedDict
@@ -69,8 +77,11 @@ class ResponseCache:
         self.ttl = ttl
         self.max_entries = max_entries
         self.entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self.flights: dict[str, asyncio.Future[bytes | None]] = {}
         self.hits = 0
         self.misses = 0
+        self.stale = 0
+        self.joined = 0
 
     async def key(
         self, payload: Mapping[str, Any], headers: list[tuple[bytes, bytes]], media_type: str
@@ -95,12 +106,39 @@ class ResponseCache:
         return hashlib.sha256(material + caller.digest()).hexdigest(), name
 
     def get(self, key: str) -> bytes | None:
+        """A fresh entry, or an expired one (within another TTL) while it is being
+        recomputed; None when the caller has to compute or join the computation."""
         entry = self.entries.get(key)
-        if entry is None or entry[0] < time.monotonic():
-            self.misses += 1
-            return None
-        self.hits += 1
-        return entry[1]
+        if entry is not None:
+            expires, body = entry
+            now = time.monotonic()
+            if expires >= now:
+                self.hits += 1
+                return body
+            if key in self.flights and now - expires <= self.ttl:
+                self.stale += 1
+                return body
+        self.misses += 1
+        return None
+
+    def claim(self, key: str) -> asyncio.Future[bytes | None] | None:
+        """None: the caller computes the answer and must ``settle`` the key. Otherwise the
+        future of the computation under way (its answer, or None if it is not cacheable)."""
+        flight = self.flights.get(key)
+        if flight is not None:
+            self.joined += 1
+            return flight
+        self.flights[key] = asyncio.get_running_loop().create_future()
+        return None
+
+    def settle(self, key: str, body: bytes | None) -> None:
+        """End the computation of ``key``: store a cacheable answer and hand it to the
+        requests that joined."""
+        if body is not None:
+            self.put(key, body)
+        flight = self.flights.pop(key, None)
+        if flight is not None and not flight.done():
+            flight.set_result(body)
 
     def put(self, key: str, body: bytes) -> None:
         self.entries[key] = (time.monotonic() + self.ttl, body)

@@ -163,6 +163,24 @@ def test_redact_masks_keys_tokens_and_url_passwords() -> None:
     assert redact(plain) == plain
 
 
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("sent AUTHORIZATION: Basic dXNlcjpwdw==", "dXNlcjpwdw=="),
+        ("header bearer tok-1 refused", "tok-1"),
+        ("X-Api-Key: xk_2", "xk_2"),
+        ("apikey=ak-3", "ak-3"),
+        ("API-KEY: ak-4", "ak-4"),
+        ("Passwd=pw-5", "pw-5"),
+        ("client_secret: cs-6", "cs-6"),
+        ("amqp://guest:pw-7@host/", "pw-7"),
+    ],
+)
+def test_each_kind_of_secret_is_masked_on_its_own(text: str, secret: str) -> None:
+    """The cheap pre-check must never let a line through that a pattern would mask."""
+    assert secret not in redact(text)
+
+
 def test_formatters_redact_messages_and_tracebacks() -> None:
     try:
         raise ValueError("connect failed: redis://:hunter2@cache:6379")

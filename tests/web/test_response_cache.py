@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from dataclasses import replace
+
+from gateway.config import Settings, VendorConfig
 from gateway.core.records import Vendor
-from tests.conftest import GatewayFactory
+from tests.conftest import GatewayClient, GatewayFactory
 
 QUERY = "query Page { tasks(first: 10) { nodes { id status vendorStatus } } }"
 TRACKERS = "{ trackers(first: 2) { nodes { id vendorStatus } } }"
@@ -50,3 +55,59 @@ def test_never_shared_between_callers_or_served_to_fresh(
     before = calls(clean_sandbox)
     gateway.query(query, headers={"cache-control": "no-cache"})
     assert calls(clean_sandbox) > before
+
+
+def with_ttl(settings: Settings, seconds: float) -> dict[Vendor, VendorConfig]:
+    vendors = {
+        v: replace(c, cache_ttl=seconds, first_page_ttl=seconds)
+        for v, c in settings.vendors.items()
+    }
+    return vendors
+
+
+def in_thread(gateway: GatewayClient, query: str) -> tuple[threading.Thread, list[bytes]]:
+    answers: list[bytes] = []
+    thread = threading.Thread(
+        target=lambda: answers.append(gateway.http.post("/graphql", json={"query": query}).content)
+    )
+    thread.start()
+    return thread, answers
+
+
+def test_identical_concurrent_reads_execute_once(
+    make_gateway: GatewayFactory, clean_sandbox
+) -> None:
+    """A burst of one query on a cold gateway: one execution, the others share its answer."""
+    gateway = make_gateway()
+    for vendor in Vendor:
+        clean_sandbox.knobs(vendor).latency_ms = 300
+    started = [in_thread(gateway, QUERY) for _ in range(8)]
+    for thread, _ in started:
+        thread.join()
+    answers = [answer for _, answers in started for answer in answers]
+    assert len(answers) == 8 and len(set(answers)) == 1 and b'"errors"' not in answers[0]
+    metrics = gateway.http.get("/metrics").text
+    assert 'gateway_graphql_requests_total{operation="Page",outcome="ok"} 8.0' in metrics
+    assert 'gateway_response_cache_hits_total{operation="Page"} 7.0' in metrics
+
+
+def test_an_expired_answer_is_served_while_one_request_recomputes_it(own) -> None:
+    """After expiry the first request recomputes; the ones arriving meanwhile get the
+    expired answer at once instead of queueing behind it; then everyone sees the new one."""
+    gateway = own.gateway(vendors=with_ttl(own.settings, 1.0))
+    query = "query Page { tasks(first: 20) { nodes { id status updatedAt } } }"
+    old = gateway.http.post("/graphql", json={"query": query}).content
+    assert own.sandbox.advance(40) > 0  # vendor data changes behind the gateway's back
+    time.sleep(1.2)  # the answer and its pages expire
+    for vendor in Vendor:
+        own.sandbox.knobs(vendor).latency_ms = 600
+    try:
+        leader, recomputed = in_thread(gateway, query)
+        time.sleep(0.2)
+        follower = gateway.http.post("/graphql", json={"query": query}).content
+        leader.join()
+    finally:
+        own.sandbox.reset_knobs()
+    assert follower == old
+    assert recomputed[0] != old and b'"errors"' not in recomputed[0]
+    assert gateway.http.post("/graphql", json={"query": query}).content == recomputed[0]
