@@ -18,7 +18,7 @@ import logging
 import pickle
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -36,6 +36,7 @@ from gateway.vendors.base import SourcePage
 logger = logging.getLogger("gateway.cache")
 
 KEY_PREFIX = "tg:v1"
+GENERATION_KEYS = {vendor: f"{KEY_PREFIX}:gen:{vendor.value}" for vendor in Vendor}
 REDIS_POOL_SIZE = 64
 REDIS_TIMEOUT_SECONDS = 2.0
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600.0
@@ -156,9 +157,17 @@ class PageCache:
         return ok is not None
 
     # -- generations ----------------------------------------------------------------------
+    async def generations(self, vendors: Iterable[Vendor]) -> list[int]:
+        """Every vendor's generation; read straight from the memory backend on the hot path
+        (every response-cache lookup asks)."""
+        if isinstance(self.backend, BoundedMemoryCache):
+            stored = self.backend._cache
+            return [int(stored.get(GENERATION_KEYS[v], 0)) for v in vendors]
+        return [await self.generation(v) for v in vendors]
+
     async def generation(self, vendor: Vendor) -> int:
         if isinstance(self.backend, BoundedMemoryCache):  # hot path: every request asks
-            return int(self.backend._cache.get(f"{KEY_PREFIX}:gen:{vendor.value}", 0))
+            return int(self.backend._cache.get(GENERATION_KEYS[vendor], 0))
         value = await self._call(
             self.backend.get, f"{KEY_PREFIX}:gen:{vendor.value}", loads_fn=_counter
         )

@@ -35,23 +35,48 @@ from gateway.web.response_cache import ResponseCache
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 BYPASS_HEADER = "x-cache-bypass"
+_GRAPHQL_RESPONSE_BYTES = GRAPHQL_RESPONSE.encode()
+_BYPASS_BYTES = BYPASS_HEADER.encode()
 
 
-def wants_graphql_response(request: Request) -> bool:
-    return GRAPHQL_RESPONSE in request.headers.get("accept", "")
+def read_headers(raw: list[tuple[bytes, bytes]]) -> tuple[str, bool]:
+    """The media type to answer in, and whether the client asks to bypass the caches
+    (``X-Cache-Bypass: 1`` or ``Cache-Control: no-cache``): one pass over the raw headers,
+    since every response-cache hit asks both."""
+    media_type, bypass = JSON, False
+    for name, value in raw:
+        if name == b"accept":
+            if _GRAPHQL_RESPONSE_BYTES in value:
+                media_type = GRAPHQL_RESPONSE
+        elif name == _BYPASS_BYTES:
+            bypass = bypass or value.lower() in (b"1", b"true", b"yes")
+        elif name == b"cache-control":
+            bypass = bypass or b"no-cache" in value
+    return media_type, bypass
+
+
+def wants_graphql_response(request: Request | Any) -> bool:
+    return read_headers(request.scope["headers"])[0] == GRAPHQL_RESPONSE
 
 
 def bypass_requested(request: Request | Any) -> bool:
-    headers = request.headers
-    return headers.get(BYPASS_HEADER, "").lower() in ("1", "true", "yes") or (
-        "no-cache" in headers.get("cache-control", "")
-    )
+    return read_headers(request.scope["headers"])[1]
 
 
 def error_response(status: int, message: str, code: str, media_type: str) -> Response:
     body = {"errors": [{"message": message, "extensions": {"code": code}}]}
     headers = {"allow": "POST"} if status == 405 else None
     return Response(orjson.dumps(body), status_code=status, media_type=media_type, headers=headers)
+
+
+async def send_bytes(send: Send, body: bytes, media_type: str) -> None:
+    """A stored answer, sent as is: what ``Response`` would send, without building one."""
+    headers = [
+        (b"content-type", media_type.encode("latin-1")),
+        (b"content-length", str(len(body)).encode("latin-1")),
+    ]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 class GraphQLView(GraphQL[GraphContext, None]):
@@ -84,15 +109,15 @@ class GraphQLView(GraphQL[GraphContext, None]):
             return
         started = time.perf_counter()
         request = Request(scope, receive)
-        media_type = GRAPHQL_RESPONSE if wants_graphql_response(request) else JSON
-        cacheable = await self._response_key(request, media_type)
+        media_type, bypass = read_headers(scope["headers"])
+        cacheable = None if bypass else await self._response_key(request, media_type)
         leading: str | None = None
         """The response-cache key this request computes for identical ones, if any."""
         if cacheable is not None and self.responses is not None:
             cached, leads = await self._cached_or_joined(cacheable[0])
             if cached is not None:
                 self._finished_from_cache(scope, cacheable[1], started)
-                await Response(cached, media_type=media_type)(scope, receive, send)
+                await send_bytes(send, cached, media_type)
                 return
             leading = cacheable[0] if leads else None
         body: bytes | None = None
@@ -146,24 +171,19 @@ class GraphQLView(GraphQL[GraphContext, None]):
 
     async def _response_key(self, request: Request, media_type: str) -> tuple[str, str] | None:
         """The response-cache key of a plain read, or None when it must not be cached."""
-        if self.responses is None or bypass_requested(request):
+        if self.responses is None:
             return None
+        headers = request.scope["headers"]
         if request.method == "POST":
-            try:
-                payload = orjson.loads(await request.body())
-            except orjson.JSONDecodeError:
-                return None
-            if not isinstance(payload, dict) or "extensions" in payload:
-                return None
-        elif request.method == "GET" and "extensions" not in request.query_params:
+            return await self.responses.key_of_body(await request.body(), headers, media_type)
+        if request.method == "GET" and "extensions" not in request.query_params:
             payload = {
                 "query": request.query_params.get("query"),
                 "operationName": request.query_params.get("operationName"),
                 "variables": request.query_params.get("variables"),
             }
-        else:
-            return None
-        return await self.responses.key(payload, request.scope["headers"], media_type)
+            return await self.responses.key(payload, headers, media_type)
+        return None
 
     async def get_context(self, request: Request, response: Any) -> GraphContext:  # type: ignore[override]
         bypass = bypass_requested(request)

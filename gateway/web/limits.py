@@ -35,10 +35,13 @@ class BodySizeLimitMiddleware:
             await self.app(scope, receive, send)
             return
         for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._refuse(scope, receive, send)
+            if name == b"content-length" and value.isdigit():
+                if int(value) > self.max_bytes:
+                    await self._refuse(scope, receive, send)
+                else:  # the server delivers no more than the declared length
+                    await self.app(scope, receive, send)
                 return
-        seen = 0
+        seen = 0  # no declared length (chunked): count the body as it streams
         started = False
 
         async def limited_receive() -> Message:

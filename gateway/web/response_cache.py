@@ -64,6 +64,39 @@ def cacheable_operation(query: str, operation_name: str | None) -> str | None:
     return chosen[0].name.value if chosen[0].name else "anonymous"
 
 
+MAX_REMEMBERED_BODY = 8192
+"""Bodies up to this size have their parse remembered (``cacheable_body``)."""
+
+
+def cacheable_payload(payload: Any) -> tuple[str, bytes] | None:
+    """The operation name and canonical key material (query, variables, operation name) of
+    a cacheable request, or None."""
+    if not isinstance(payload, Mapping) or "extensions" in payload:
+        return None  # persisted queries and extensions take the full path
+    query, operation = payload.get("query"), payload.get("operationName")
+    if not isinstance(query, str) or not (operation is None or isinstance(operation, str)):
+        return None
+    name = cacheable_operation(query, operation)
+    if name is None:
+        return None
+    material = orjson.dumps(
+        [query, payload.get("variables"), operation], option=orjson.OPT_SORT_KEYS
+    )
+    return name, material
+
+
+def _body(body: bytes) -> tuple[str, bytes] | None:
+    try:
+        return cacheable_payload(orjson.loads(body))
+    except orjson.JSONDecodeError:
+        return None
+
+
+cacheable_body = lru_cache(maxsize=1024)(_body)
+"""``cacheable_payload`` of a POST body, remembered: a client repeating a request repeats
+its bytes, and parsing them again for every hit cost more than the rest of the lookup."""
+
+
 class ResponseCache:
     def __init__(
         self,
@@ -86,24 +119,39 @@ class ResponseCache:
     async def key(
         self, payload: Mapping[str, Any], headers: list[tuple[bytes, bytes]], media_type: str
     ) -> tuple[str, str] | None:
-        """The cache key and operation name of a cacheable request."""
-        query = payload.get("query")
-        operation = payload.get("operationName")
-        if not isinstance(query, str) or not (operation is None or isinstance(operation, str)):
+        """The cache key and operation name of a cacheable request given as parameters."""
+        return await self._keyed(cacheable_payload(payload), headers, media_type)
+
+    async def key_of_body(
+        self, body: bytes, headers: list[tuple[bytes, bytes]], media_type: str
+    ) -> tuple[str, str] | None:
+        """The cache key and operation name of a cacheable POST body."""
+        found = cacheable_body(body) if len(body) <= MAX_REMEMBERED_BODY else _body(body)
+        return await self._keyed(found, headers, media_type)
+
+    async def _keyed(
+        self,
+        found: tuple[str, bytes] | None,
+        headers: list[tuple[bytes, bytes]],
+        media_type: str,
+    ) -> tuple[str, str] | None:
+        if found is None:
             return None
-        name = cacheable_operation(query, operation)
-        if name is None:
-            return None
-        caller = hashlib.sha256()
+        name, material = found
+        return await self._key(material, headers, media_type), name
+
+    async def _key(
+        self, material: bytes, headers: list[tuple[bytes, bytes]], media_type: str
+    ) -> str:
+        key = hashlib.sha256(material)
+        key.update(media_type.encode())
+        for generation in await self.pages.generations(self.vendors):
+            key.update(b";%d" % generation)
         for header, value in headers:
+            # the caller: its key and the vendor keys it forwards (digested, never stored)
             if header in CALLER_HEADERS or header.startswith(VENDOR_KEY_PREFIX):
-                caller.update(header + b"=" + value + b";")
-        generations = [await self.pages.generation(v) for v in self.vendors]
-        material = orjson.dumps(
-            [query, payload.get("variables"), operation, media_type, generations],
-            option=orjson.OPT_SORT_KEYS,
-        )
-        return hashlib.sha256(material + caller.digest()).hexdigest(), name
+                key.update(b"\0" + header + b"=" + value)
+        return key.hexdigest()
 
     def get(self, key: str) -> bytes | None:
         """A fresh entry, or an expired one (within another TTL) while it is being

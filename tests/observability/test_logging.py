@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -15,6 +16,7 @@ from gateway.core.records import Vendor
 from gateway.observability.logging import (
     QUIET_LOGGERS,
     REDACTED,
+    BufferedStreamHandler,
     JsonFormatter,
     TextFormatter,
     redact,
@@ -238,3 +240,37 @@ def test_setup_logging_reads_level_and_format_from_the_environment(
     setup_logging(level="debug")
     assert isinstance(logging.getLogger().handlers[0].formatter, TextFormatter)
     assert logging.getLogger().level == logging.DEBUG
+
+
+def test_lines_are_written_in_batches_but_never_held_back() -> None:
+    """Info lines wait at most the flush interval, even when nothing else is logged; a
+    warning is written at once, with everything before it; closing writes the rest."""
+    stream = io.StringIO()
+    handler = BufferedStreamHandler(stream, interval=0.05)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("gateway.test.buffered")
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    try:
+        logger.info("one")
+        logger.info("two")
+        assert stream.getvalue() == ""  # batched, not one write per line
+        deadline = time.monotonic() + 5
+        while not stream.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [orjson.loads(line)["message"] for line in stream.getvalue().splitlines()] == [
+            "one",
+            "two",
+        ]
+        handler.interval = 60  # from now on only a warning or closing can write
+        logger.info("three")
+        logger.warning("four")
+        messages = [orjson.loads(line)["message"] for line in stream.getvalue().splitlines()]
+        assert messages == ["one", "two", "three", "four"]
+        logger.info("five")
+        handler.close()
+        assert orjson.loads(stream.getvalue().splitlines()[-1])["message"] == "five"
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True

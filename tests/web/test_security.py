@@ -66,6 +66,20 @@ def test_a_large_body_is_refused(make_gateway: GatewayFactory) -> None:
     response = gateway.http.post("/graphql", json={"query": "{ vendors { vendor } }" + " " * 2000})
     assert response.status_code == 413
     assert response.json()["errors"][0]["extensions"]["code"] == "BODY_TOO_LARGE"
+    body = b'{"query": "{ vendors { vendor } }' + b" " * 2000 + b'"}'
+    streamed = gateway.http.post(  # chunked: no Content-Length to judge it by
+        "/graphql",
+        content=(body[i : i + 100] for i in range(0, len(body), 100)),
+        headers={"content-type": "application/json"},
+    )
+    assert streamed.status_code == 413
+    assert streamed.json()["errors"][0]["extensions"]["code"] == "BODY_TOO_LARGE"
+    small = gateway.http.post(
+        "/graphql",
+        content=(part for part in [b'{"query": "{ vendors ', b'{ vendor } }"}']),
+        headers={"content-type": "application/json"},
+    )
+    assert small.status_code == 200 and small.json()["data"]["vendors"]
 
 
 @pytest.mark.parametrize(
