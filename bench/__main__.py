@@ -187,10 +187,13 @@ def cache_hits(args: argparse.Namespace) -> None:
         ratios = [run.rate / base.rate for run, base in zip(runs[label], floor, strict=True)]
         ratio = statistics.median(ratios)
         run = runs[label][0]
+        # the target is the gateway's (whole-response cache on); the other line measures
+        # the lever
+        target = f"; target >= 0.50: {verdict(ratio >= 0.5)}" if label == whole_label else ""
         say(
             f"cache hits: {label}: {median_rate(runs[label]):.0f} req/s, ratio {ratio:.2f} "
-            f"(rounds {', '.join(f'{r:.2f}' for r in ratios)}; target >= 0.50: "
-            f"{verdict(ratio >= 0.5)}), p50 {run.p50:.1f} ms, p99 {run.pct(0.99):.1f} ms"
+            f"(rounds {', '.join(f'{r:.2f}' for r in ratios)}{target}), "
+            f"p50 {run.p50:.1f} ms, p99 {run.pct(0.99):.1f} ms"
         )
     rate = statistics.median(r.rate for r in runs[whole_label]) / 2
     paced_by = "wrk paced with delay()" if half.percentiles else "the paced Python client"

@@ -158,24 +158,24 @@ class PageCache:
 
     # -- generations ----------------------------------------------------------------------
     async def generations(self, vendors: Iterable[Vendor]) -> list[int]:
-        """Every vendor's generation; read straight from the memory backend on the hot path
-        (every response-cache lookup asks)."""
+        """Every vendor's generation, in one read: every response-cache lookup asks, so the
+        memory backend is read directly and Redis with one MGET."""
+        keys = [GENERATION_KEYS[v] for v in vendors]
         if isinstance(self.backend, BoundedMemoryCache):
             stored = self.backend._cache
-            return [int(stored.get(GENERATION_KEYS[v], 0)) for v in vendors]
-        return [await self.generation(v) for v in vendors]
+            return [int(stored.get(key, 0)) for key in keys]
+        values = await self._call(self.backend.multi_get, keys, loads_fn=_counter)
+        return [value or 0 for value in values] if values is not None else [0] * len(keys)
 
     async def generation(self, vendor: Vendor) -> int:
         if isinstance(self.backend, BoundedMemoryCache):  # hot path: every request asks
             return int(self.backend._cache.get(GENERATION_KEYS[vendor], 0))
-        value = await self._call(
-            self.backend.get, f"{KEY_PREFIX}:gen:{vendor.value}", loads_fn=_counter
-        )
+        value = await self._call(self.backend.get, GENERATION_KEYS[vendor], loads_fn=_counter)
         return int(value) if value is not None else 0
 
     async def bump_generation(self, vendor: Vendor) -> None:
         """Make every cached page of ``vendor`` unreachable, in every replica sharing it."""
-        await self._call(self.backend.increment, f"{KEY_PREFIX}:gen:{vendor.value}", 1)
+        await self._call(self.backend.increment, GENERATION_KEYS[vendor], 1)
 
     @staticmethod
     def page_key(vendor: Vendor, generation: int, credential: str, request: str) -> str:

@@ -12,7 +12,8 @@ answer, the others wait for it. Once an entry has expired, the one request recom
 holds the flight while the others are answered with the expired entry (for at most another
 TTL), so an expiry under load costs one execution, not one per request that arrives during
 it. A write changes the key (the vendors' generations), so nothing stale survives a write.
-Not cached: mutations and subscriptions, answers with errors (a vendor
+Not cached: while the shared cache backend is down (the generations that would reveal a
+write are unreadable), mutations and subscriptions, answers with errors (a vendor
 missing), ``fresh`` or bypass requests, queries asking for ``vendorParts`` (which
 describe one particular fetch) or for ``vendors`` (live operator state).
 """
@@ -138,7 +139,10 @@ class ResponseCache:
         if found is None:
             return None
         name, material = found
-        return await self._key(material, headers, media_type), name
+        key = await self._key(material, headers, media_type)
+        if self.pages.degraded:
+            return None  # generations unknown (Redis down): a write could go unnoticed
+        return key, name
 
     async def _key(
         self, material: bytes, headers: list[tuple[bytes, bytes]], media_type: str
