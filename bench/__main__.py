@@ -23,6 +23,7 @@ from bench.harness import (
     HOST,
     Run,
     counters,
+    cpu_seconds,
     free_port,
     gateway_process,
     load,
@@ -101,7 +102,7 @@ app = Starlette(routes=[Route("/graphql", graphql, methods=["POST"])])
 
 
 @contextlib.contextmanager
-def bare_starlette(body: bytes) -> Iterator[str]:
+def bare_starlette(body: bytes) -> Iterator[tuple[str, int]]:
     directory = os.path.join(os.getcwd(), ".bench-tmp")
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, "bare_app.py"), "w") as f:
@@ -125,8 +126,8 @@ def bare_starlette(body: bytes) -> Iterator[str]:
         ],
         f"{url}/",
         {"BENCH_BODY": os.path.join(directory, "body.json")},
-    ):
-        yield url
+    ) as pid:
+        yield url, pid
 
 
 def throughput(url: str, seconds: float, concurrency: int) -> Run:
@@ -156,23 +157,29 @@ def cache_hits(args: argparse.Namespace) -> None:
     )
     with contextlib.ExitStack() as stack:
         sandbox = stack.enter_context(sandbox_process(300))
-        urls = {
-            whole_label: stack.enter_context(gateway_process(sandbox))[0] + "/graphql",
+        servers = {
+            whole_label: stack.enter_context(gateway_process(sandbox)),
             pages_label: stack.enter_context(
                 gateway_process(sandbox, graphql={"response_cache": False})
-            )[0]
-            + "/graphql",
+            ),
         }
-        body = httpx.post(urls[whole_label], json=PAGE_50).content
-        urls[floor_label] = stack.enter_context(bare_starlette(body)) + "/graphql"
+        body = httpx.post(servers[whole_label][0] + "/graphql", json=PAGE_50).content
+        servers[floor_label] = stack.enter_context(bare_starlette(body))
+        urls = {label: url + "/graphql" for label, (url, _) in servers.items()}
         for url in urls.values():
             throughput(url, 2, 8)  # warm
         # Rounds alternate the servers, so a slow spell of this machine hits all of them
-        # alike; each round gives a ratio, and the median of those is the figure.
+        # alike; each round gives a ratio, and the median of those is the figure. The
+        # server's own CPU time per request says where a ratio comes from.
         runs: dict[str, list[Run]] = {label: [] for label in urls}
+        cpu_us: dict[str, list[float]] = {label: [] for label in urls}
         for _ in range(rounds):
             for label, url in urls.items():
-                runs[label].append(throughput(url, seconds, concurrency))
+                used = cpu_seconds(servers[label][1])
+                run = throughput(url, seconds, concurrency)
+                used = cpu_seconds(servers[label][1]) - used
+                runs[label].append(run)
+                cpu_us[label].append(used / max(1.0, run.rate * run.seconds) * 1e6)
         half = half_rate(
             urls[whole_label], statistics.median(r.rate for r in runs[whole_label]) / 2, seconds
         )
@@ -181,7 +188,8 @@ def cache_hits(args: argparse.Namespace) -> None:
     say(
         f"cache hits ({tool}, {concurrency} connections, {rounds} alternating rounds of "
         f"{seconds} s): bare Starlette floor {median_rate(floor):.0f} req/s "
-        f"(p50 {floor[0].p50:.1f} ms, p99 {floor[0].pct(0.99):.1f} ms)"
+        f"(p50 {floor[0].p50:.1f} ms, p99 {floor[0].pct(0.99):.1f} ms, "
+        f"server CPU {statistics.median(cpu_us[floor_label]):.0f} us/request)"
     )
     for label in (whole_label, pages_label):
         ratios = [run.rate / base.rate for run, base in zip(runs[label], floor, strict=True)]
@@ -193,7 +201,8 @@ def cache_hits(args: argparse.Namespace) -> None:
         say(
             f"cache hits: {label}: {median_rate(runs[label]):.0f} req/s, ratio {ratio:.2f} "
             f"(rounds {', '.join(f'{r:.2f}' for r in ratios)}{target}), "
-            f"p50 {run.p50:.1f} ms, p99 {run.pct(0.99):.1f} ms"
+            f"p50 {run.p50:.1f} ms, p99 {run.pct(0.99):.1f} ms, "
+            f"server CPU {statistics.median(cpu_us[label]):.0f} us/request"
         )
     rate = statistics.median(r.rate for r in runs[whole_label]) / 2
     paced_by = "wrk paced with delay()" if half.percentiles else "the paced Python client"

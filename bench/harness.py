@@ -127,6 +127,12 @@ def reset_counters(sandbox_url: str) -> None:
         httpx.delete(f"{sandbox_url}/{vendor.value}/_sandbox/counters")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid: int, field_name: str = "VmRSS") -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field_name + ":"):
@@ -272,12 +278,14 @@ def wrk_load(
         text=True,
         timeout=seconds + 60,
     ).stdout
-    run = Run(seconds=1.0)
+    run = Run(seconds=float(seconds))
     percentiles: dict[str, float] = {}
     for line in out.splitlines():
         parts = line.split()
         if line.startswith("Requests/sec:"):
             run.rate_override = float(parts[1])
+        elif len(parts) > 3 and parts[1:3] == ["requests", "in"]:  # "N requests in 10.01s,"
+            run.seconds = wrk_ms(parts[3].rstrip(",")) / 1000
         elif len(parts) == 2 and parts[0].endswith("%"):
             percentiles[parts[0]] = wrk_ms(parts[1])
     run.percentiles = percentiles
