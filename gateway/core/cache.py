@@ -165,13 +165,10 @@ class PageCache:
             stored = self.backend._cache
             return [int(stored.get(key, 0)) for key in keys]
         values = await self._call(self.backend.multi_get, keys, loads_fn=_counter)
-        return [value or 0 for value in values] if values is not None else [0] * len(keys)
+        return [int(value or 0) for value in values] if values is not None else [0] * len(keys)
 
     async def generation(self, vendor: Vendor) -> int:
-        if isinstance(self.backend, BoundedMemoryCache):  # hot path: every request asks
-            return int(self.backend._cache.get(GENERATION_KEYS[vendor], 0))
-        value = await self._call(self.backend.get, GENERATION_KEYS[vendor], loads_fn=_counter)
-        return int(value) if value is not None else 0
+        return (await self.generations((vendor,)))[0]
 
     async def bump_generation(self, vendor: Vendor) -> None:
         """Make every cached page of ``vendor`` unreachable, in every replica sharing it."""

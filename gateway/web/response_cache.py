@@ -136,26 +136,21 @@ class ResponseCache:
         headers: list[tuple[bytes, bytes]],
         media_type: str,
     ) -> tuple[str, str] | None:
+        """The key: a digest of the key material, media type, every vendor's generation and
+        the caller (its key and the vendor keys it forwards; digested, never stored)."""
         if found is None:
             return None
         name, material = found
-        key = await self._key(material, headers, media_type)
-        if self.pages.degraded:
-            return None  # generations unknown (Redis down): a write could go unnoticed
-        return key, name
-
-    async def _key(
-        self, material: bytes, headers: list[tuple[bytes, bytes]], media_type: str
-    ) -> str:
         key = hashlib.sha256(material)
         key.update(media_type.encode())
         for generation in await self.pages.generations(self.vendors):
             key.update(b";%d" % generation)
+        if self.pages.degraded:
+            return None  # generations unknown (Redis down): a write could go unnoticed
         for header, value in headers:
-            # the caller: its key and the vendor keys it forwards (digested, never stored)
             if header in CALLER_HEADERS or header.startswith(VENDOR_KEY_PREFIX):
                 key.update(b"\0" + header + b"=" + value)
-        return key.hexdigest()
+        return key.hexdigest(), name
 
     def get(self, key: str) -> bytes | None:
         """A fresh entry, or an expired one (within another TTL) while it is being
