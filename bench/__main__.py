@@ -180,9 +180,8 @@ def cache_hits(args: argparse.Namespace) -> None:
                 used = cpu_seconds(servers[label][1]) - used
                 runs[label].append(run)
                 cpu_us[label].append(used / max(1.0, run.rate * run.seconds) * 1e6)
-        half = half_rate(
-            urls[whole_label], statistics.median(r.rate for r in runs[whole_label]) / 2, seconds
-        )
+        half_of = median_rate(runs[whole_label]) / 2
+        half = half_rate(urls[whole_label], half_of, seconds)
     floor = runs[floor_label]
     tool = "wrk" if floor[0].percentiles else "python load generator"
     say(
@@ -204,10 +203,9 @@ def cache_hits(args: argparse.Namespace) -> None:
             f"p50 {run.p50:.1f} ms, p99 {run.pct(0.99):.1f} ms, "
             f"server CPU {statistics.median(cpu_us[label]):.0f} us/request"
         )
-    rate = statistics.median(r.rate for r in runs[whole_label]) / 2
     paced_by = "wrk paced with delay()" if half.percentiles else "the paced Python client"
     say(
-        f"cache hits: at half that rate ({rate:.0f} req/s asked, {half.rate:.0f} achieved by "
+        f"cache hits: at half that rate ({half_of:.0f} req/s asked, {half.rate:.0f} achieved by "
         f"{paced_by}) p50 "
         f"{half.p50:.1f} ms, p99 {half.pct(0.99):.1f} ms (target < 10 ms: "
         f"{verdict(half.pct(0.99) < 10)})"
