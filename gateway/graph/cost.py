@@ -19,8 +19,6 @@ from graphql import (
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
-    ValidationContext,
-    ValidationRule,
     VariableNode,
     value_from_ast_untyped,
 )
@@ -79,31 +77,28 @@ def operation_cost(document_definitions: tuple[Any, ...], variables: Mapping[str
 
 
 class QueryCostLimiter(SchemaExtension):
+    """Checked on every request, before validation: the cost depends on the variables
+    (``first: $n``), so it cannot be remembered with the document's validity."""
+
     def __init__(self, max_cost: int = DEFAULT_MAX_COST) -> None:
         self.max_cost = max_cost
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
-        max_cost = self.max_cost
-        variables = context.variables or {}
-
-        class CostRule(ValidationRule):
-            def __init__(self, validation_context: ValidationContext) -> None:
-                super().__init__(validation_context)
-                definitions = tuple(validation_context.document.definitions)
-                cost = operation_cost(definitions, variables)
-                if cost > max_cost:
-                    self.report_error(
-                        GraphQLError(
-                            f"query cost {cost} exceeds the budget of {max_cost}: ask for "
-                            "smaller pages or fewer fields",
-                            extensions={
-                                "code": "QUERY_TOO_COSTLY",
-                                "cost": cost,
-                                "maxCost": max_cost,
-                            },
-                        )
-                    )
-
-        context.validation_rules = (*context.validation_rules, CostRule)
+        document = context.graphql_document
+        if document is not None:
+            cost = operation_cost(tuple(document.definitions), context.variables or {})
+            if cost > self.max_cost:
+                context.pre_execution_errors = [
+                    *(context.pre_execution_errors or ()),
+                    GraphQLError(
+                        f"query cost {cost} exceeds the budget of {self.max_cost}: ask for "
+                        "smaller pages or fewer fields",
+                        extensions={
+                            "code": "QUERY_TOO_COSTLY",
+                            "cost": cost,
+                            "maxCost": self.max_cost,
+                        },
+                    ),
+                ]
         yield

@@ -7,15 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import strawberry
-from graphql import NoSchemaIntrospectionCustomRule
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    SchemaExtension,
-)
+from strawberry.extensions import MaxTokensLimiter, ParserCache, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 
 from gateway.graph.cost import DEFAULT_MAX_COST, QueryCostLimiter
@@ -25,6 +17,7 @@ from gateway.graph.observe import Observe
 from gateway.graph.query import Query
 from gateway.graph.subscription import Subscription
 from gateway.graph.types import TaskType, TrackerType
+from gateway.graph.validation import ValidDocuments, limit_rules, validation_extensions
 
 
 @dataclass(frozen=True)
@@ -47,18 +40,16 @@ class GatewaySchema(strawberry.Schema):
 
 def build_schema(limits: QueryLimits | None = None) -> strawberry.Schema:
     limits = limits or QueryLimits()
+    rules = limit_rules(limits.max_depth, limits.max_aliases, limits.introspection)
     # Factories: a fresh extension per request (the parser's LRU cache is module-level).
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
         Observe,
         GatewayErrors,
         lambda: ParserCache(maxsize=1024),
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
-        lambda: QueryDepthLimiter(max_depth=limits.max_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
         lambda: QueryCostLimiter(max_cost=limits.max_cost),
+        *validation_extensions(rules, ValidDocuments()),
     ]
-    if not limits.introspection:
-        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
     return GatewaySchema(
         query=Query,
         mutation=Mutation,
