@@ -40,8 +40,11 @@ class Reader:
         start: Position | None,
         fetch: FetchPage,
         state: RequestState,
+        expected_seconds: float = 0.0,
     ) -> None:
         self.source = source
+        self.expected_seconds = expected_seconds
+        """How long the vendor usually takes to answer: the slowest readers start first."""
         self.query = query
         self.fetch = fetch
         self.state = state
@@ -174,10 +177,13 @@ class MergedPage:
 
 async def fill_all(readers: Sequence[Reader], state: RequestState) -> None:
     """Fill every reader that needs it, concurrently; a failing one is dropped from the
-    merge (its position stays where it was, so its tasks are not lost), the others go on."""
+    merge (its position stays where it was, so its tasks are not lost), the others go on.
+    The slowest vendor's request is sent first: the page is done when the last answer is
+    in, and every request sent before that one would delay it a little."""
     pending = [r for r in readers if r.needs_fill]
     if not pending:
         return
+    pending.sort(key=lambda r: r.expected_seconds, reverse=True)
     results = await asyncio.gather(*(r.fill() for r in pending), return_exceptions=True)
     for reader, result in zip(pending, results, strict=True):
         if isinstance(result, UpstreamError):

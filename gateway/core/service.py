@@ -76,7 +76,14 @@ class TaskService:
     ) -> list[Reader]:
         starts = positions_for(plan.keys, positions)
         return [
-            Reader(source, plan.query, start, self.upstream.fetch_page, state)
+            Reader(
+                source,
+                plan.query,
+                start,
+                self.upstream.fetch_page,
+                state,
+                self.upstream.health[source.vendor].typical_seconds,
+            )
             for source, start in zip(plan.sources, starts, strict=True)
         ]
 
