@@ -26,7 +26,7 @@ from gateway.core.context import RequestState
 from gateway.core.poller import TaskPoller
 from gateway.core.service import TaskService
 from gateway.graph.context import GraphContext
-from gateway.observability import Observer, RequestRecord
+from gateway.observability import Observer
 from gateway.web.credentials import caller_credentials
 from gateway.web.graphiql import graphiql_page
 from gateway.web.persisted import PersistedQueries, PersistedQueryError
@@ -159,15 +159,8 @@ class GraphQLView(GraphQL[GraphContext, None]):
 
     def _finished_from_cache(self, scope: Scope, operation: str, started: float) -> None:
         if self.observer is not None:
-            self.observer.request_finished(
-                RequestRecord(
-                    request_id=scope.get("state", {}).get("request_id", "-"),
-                    operation=operation,
-                    outcome="ok",
-                    seconds=time.perf_counter() - started,
-                    response_cache=True,
-                )
-            )
+            request_id = scope.get("state", {}).get("request_id", "-")
+            self.observer.cached_response(request_id, operation, time.perf_counter() - started)
 
     async def _response_key(self, request: Request, media_type: str) -> tuple[str, str] | None:
         """The response-cache key of a plain read, or None when it must not be cached."""

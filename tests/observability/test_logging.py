@@ -21,6 +21,7 @@ from gateway.observability.logging import (
     TextFormatter,
     redact,
     setup_logging,
+    sole_json_handler,
 )
 from tests.conftest import GatewayFactory
 
@@ -274,3 +275,44 @@ def test_lines_are_written_in_batches_but_never_held_back() -> None:
     finally:
         logger.removeHandler(handler)
         logger.propagate = True
+
+
+def test_request_lines_go_straight_to_the_gateway_s_own_handler_in_the_same_shape(
+    make_gateway: GatewayFactory, restore_logging
+) -> None:
+    """With ``setup_logging``'s handler as the only one, request lines skip the LogRecord
+    but read exactly as the formatter writes them; any other handler still gets records."""
+    setup_logging(level="info", json=True)
+    [handler] = logging.getLogger().handlers
+    stream = io.StringIO()
+    handler.setStream(stream)  # type: ignore[attr-defined]
+    assert sole_json_handler(logging.getLogger("gateway.request")) is handler
+    gateway = make_gateway()
+    gateway.data(QUERY)
+    gateway.data(QUERY)  # answered by the response cache
+    handler.flush()
+    direct = [orjson.loads(line) for line in stream.getvalue().splitlines()]
+    direct = [line for line in direct if line["logger"] == "gateway.request"]
+    assert [line["response_cache"] for line in direct] == [False, True]
+
+    records: list[logging.LogRecord] = []
+    collector = logging.Handler()
+    collector.emit = records.append  # type: ignore[method-assign]
+    logging.getLogger().addHandler(collector)
+    assert sole_json_handler(logging.getLogger("gateway.request")) is None
+    gateway.data(QUERY)
+    handler.flush()
+    [record] = [r for r in records if r.name == "gateway.request"]
+    through_logging = orjson.loads(JsonFormatter().format(record))
+    assert through_logging["response_cache"] is True
+    assert list(through_logging) == list(direct[1])  # same keys, same order
+    assert {
+        k: v for k, v in through_logging.items() if k not in ("time", "request_id", "duration_ms")
+    } == {k: v for k, v in direct[1].items() if k not in ("time", "request_id", "duration_ms")}
+    assert orjson.loads(stream.getvalue().splitlines()[-1])["logger"] == "gateway.request"
+
+    logging.getLogger().setLevel(logging.WARNING)
+    lines_before = len(stream.getvalue().splitlines())
+    gateway.data(QUERY)
+    handler.flush()
+    assert len(stream.getvalue().splitlines()) == lines_before  # below the level: nothing
