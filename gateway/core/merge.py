@@ -12,6 +12,7 @@ repeated across pages, whatever the ties.
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -25,6 +26,9 @@ FetchPage = Callable[[Source, PageToken, RequestState], Awaitable[SourcePage]]
 
 FULL_READ_CONCURRENCY = 8
 """Pages of one unsorted source fetched at once when the vendor says how many there are."""
+
+SORTED_LISTINGS_MAX = 16
+"""Sorted whole listings kept (``SortedListings``); each holds its pages alive."""
 
 SORTED_MARK = "*"
 """The page token of a position in a source that was read whole and sorted here."""
@@ -123,18 +127,24 @@ class Reader:
             page = await self.fetch(self.source, self.token, self.state)
             self.records, self.next_token = page.records, page.next_token
             return
-        records = await self.read_all()
-        order = self.query.order
-        matching = [r for r in records if self.query.matches(r)]
-        matching.sort(key=lambda r: r.global_id)
-        matching.sort(key=lambda r: r.sort_time(order.field), reverse=order.descending)
+        pages = await self.read_pages()
+        matching = SORTED_LISTINGS.get(self.query, pages)
+        if matching is None:
+            order = self.query.order
+            matching = [r for page in pages for r in page.records if self.query.matches(r)]
+            matching.sort(key=lambda r: r.global_id)
+            matching.sort(key=lambda r: r.sort_time(order.field), reverse=order.descending)
+            SORTED_LISTINGS.put(self.query, pages, matching)
         self.token, self.records, self.next_token = SORTED_MARK, matching, None
 
     async def read_all(self) -> list[TaskRecord]:
-        """Every task of the source: page numbers are fetched concurrently once the first
+        return [record for page in await self.read_pages() for record in page.records]
+
+    async def read_pages(self) -> list[SourcePage]:
+        """Every page of the source: page numbers are fetched concurrently once the first
         page says how many there are; opaque cursors have to be followed one by one."""
         first = await self.fetch(self.source, None, self.state)
-        records = list(first.records)
+        pages = [first]
         token = first.next_token
         if isinstance(token, int) and first.total is not None and first.records:
             per_page = len(first.records) + first.skipped  # what the vendor sent
@@ -145,15 +155,46 @@ class Reader:
                 async with semaphore:
                     return await self.fetch(self.source, page_no, self.state)
 
-            pages = await asyncio.gather(*(one(n) for n in range(token, last + 1)))
-            for page in pages:
-                records.extend(page.records)
-            return records
+            pages.extend(await asyncio.gather(*(one(n) for n in range(token, last + 1))))
+            return pages
         while token is not None:
             page = await self.fetch(self.source, token, self.state)
-            records.extend(page.records)
+            pages.append(page)
             token = page.next_token
-        return records
+        return pages
+
+
+class SortedListings:
+    """Listings read whole, filtered and sorted once per set of pages, not once per request.
+
+    A vendor that cannot sort by update time is read whole and sorted here; its pages come
+    from the page cache as the same objects until they expire, so the sorted result is kept
+    for exactly those pages (held here, so their identities stay theirs) and one query. With
+    50,000 tasks a vendor, sorting again on every request was most of a cached answer's time.
+    Pages from Redis are new objects on every read and simply miss.
+    """
+
+    def __init__(self, max_entries: int = SORTED_LISTINGS_MAX) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[
+            tuple[ListQuery, tuple[int, ...]], tuple[list[SourcePage], list[TaskRecord]]
+        ] = OrderedDict()
+
+    def get(self, query: ListQuery, pages: list[SourcePage]) -> list[TaskRecord] | None:
+        key = (query, tuple(map(id, pages)))
+        entry = self._entries.get(key)
+        if entry is None or any(a is not b for a, b in zip(entry[0], pages, strict=True)):
+            return None
+        self._entries.move_to_end(key)
+        return entry[1]
+
+    def put(self, query: ListQuery, pages: list[SourcePage], records: list[TaskRecord]) -> None:
+        self._entries[(query, tuple(map(id, pages)))] = (pages, records)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+
+SORTED_LISTINGS = SortedListings()
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,21 +244,31 @@ async def merge_page(
     descending = readers[0].query.order.descending if readers else True
     order_field = readers[0].query.order.field if readers else OrderField.UPDATED_AT
     items: list[MergedItem] = []
+    await fill_all(readers, state)
+    # Each item carries every reader's position after it was taken; only the reader just
+    # taken from moves (and only it can run dry), so the positions are kept up to date
+    # one reader at a time instead of being rebuilt for every item.
+    positions = [r.position for r in readers]
+    taken: int | None = None
     while len(items) < first:
-        await fill_all(readers, state)
-        best: Reader | None = None
+        if taken is not None and readers[taken].needs_fill:
+            await fill_all((readers[taken],), state)
+            positions[taken] = readers[taken].position
+        best: int | None = None
         best_time = None
-        for reader in readers:
+        for index, reader in enumerate(readers):
             head = reader.head()
             if head is None:
                 continue
             head_time = head.sort_time(order_field)
             if best is None or (head_time > best_time if descending else head_time < best_time):  # type: ignore[operator]
-                best, best_time = reader, head_time
+                best, best_time = index, head_time
         if best is None:
             break
-        record = best.pop()
-        items.append(MergedItem(record, tuple(r.position for r in readers)))
+        record = readers[best].pop()
+        positions[best] = readers[best].position
+        items.append(MergedItem(record, tuple(positions)))
+        taken = best
     # No upstream call just to learn whether there is more: a source with a next page
     # counts as more (rarely that page then holds no match: the next page comes back
     # empty). A page shorter than ``first`` is always the last.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gateway.core.context import RequestState
 from gateway.core.cursor import Position
-from gateway.core.merge import Reader, fill_all
+from gateway.core.merge import Reader, SortedListings, fill_all
 from gateway.core.records import Vendor
 from gateway.vendors.base import ListQuery, PageToken, Source, SourcePage
 
@@ -43,3 +43,17 @@ def test_each_vendor_s_typical_latency_is_learned_from_its_calls(
     assert typical[Vendor.SUBNOTO] >= 0.06 and typical[Vendor.XPANDER] >= 0.02
     assert max(typical, key=typical.__getitem__) is Vendor.SUBNOTO
     assert typical[Vendor.AGENTEX] < typical[Vendor.XPANDER]
+
+
+def test_a_sorted_listing_is_reused_only_for_the_very_same_pages() -> None:
+    listings = SortedListings(max_entries=2)
+    query, other_query = ListQuery(), ListQuery(user_id="u-1")
+    pages = [SourcePage(records=(), next_token=2), SourcePage(records=(), next_token=None)]
+    listings.put(query, pages, sorted_records := [])
+    assert listings.get(query, list(pages)) is sorted_records
+    assert listings.get(other_query, pages) is None  # another filter or order: sorted anew
+    refreshed = [pages[0], SourcePage(records=(), next_token=None)]  # one page expired
+    assert listings.get(query, refreshed) is None
+    listings.put(other_query, pages, [])
+    listings.put(query, refreshed, [])
+    assert listings.get(query, pages) is None  # bounded: the oldest went first
