@@ -244,7 +244,8 @@ async def merge_page(
     descending = readers[0].query.order.descending if readers else True
     order_field = readers[0].query.order.field if readers else OrderField.UPDATED_AT
     items: list[MergedItem] = []
-    await fill_all(readers, state)
+    if first > 0:  # a page of none (``totalCount`` alone) asks no vendor
+        await fill_all(readers, state)
     # Each item carries every reader's position after it was taken; only the reader just
     # taken from moves (and only it can run dry), so the positions are kept up to date
     # one reader at a time instead of being rebuilt for every item.

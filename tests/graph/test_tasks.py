@@ -202,3 +202,9 @@ def test_a_small_page_reads_one_upstream_page_per_source(
     )
     assert clean_sandbox.counters(Vendor.AGENTEX)["GET /tracker"] == 1
     assert clean_sandbox.counters(Vendor.SUBNOTO)["POST /public/agent-task/list"] == 1
+
+
+def test_a_page_of_none_asks_no_vendor(make_gateway: GatewayFactory, clean_sandbox) -> None:
+    data = make_gateway().data("{ tasks(first: 0) { nodes { id } pageInfo { hasNextPage } } }")
+    assert data["tasks"]["nodes"] == [] and data["tasks"]["pageInfo"]["hasNextPage"] is True
+    assert all(sum(clean_sandbox.counters(vendor).values()) == 0 for vendor in Vendor)
