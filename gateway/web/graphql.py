@@ -55,14 +55,6 @@ def read_headers(raw: list[tuple[bytes, bytes]]) -> tuple[str, bool]:
     return media_type, bypass
 
 
-def wants_graphql_response(request: Request | Any) -> bool:
-    return read_headers(request.scope["headers"])[0] == GRAPHQL_RESPONSE
-
-
-def bypass_requested(request: Request | Any) -> bool:
-    return read_headers(request.scope["headers"])[1]
-
-
 def error_response(status: int, message: str, code: str, media_type: str) -> Response:
     body = {"errors": [{"message": message, "extensions": {"code": code}}]}
     headers = {"allow": "POST"} if status == 405 else None
@@ -179,7 +171,7 @@ class GraphQLView(GraphQL[GraphContext, None]):
         return None
 
     async def get_context(self, request: Request, response: Any) -> GraphContext:  # type: ignore[override]
-        bypass = bypass_requested(request)
+        media_type, bypass = read_headers(request.scope["headers"])
         context = GraphContext(
             service=self.service,
             state=RequestState(
@@ -196,7 +188,7 @@ class GraphQLView(GraphQL[GraphContext, None]):
             poller=self.poller,
         )
         request.state.graph_context = context
-        response.graphql_media_type = GRAPHQL_RESPONSE if wants_graphql_response(request) else JSON
+        response.graphql_media_type = media_type
         return context
 
     def should_render_graphql_ide(self, request: Any) -> bool:
@@ -230,7 +222,7 @@ class GraphQLView(GraphQL[GraphContext, None]):
             for error in data.get("errors", []):
                 # A syntax error never reaches the schema's extensions: give it its code here.
                 error.setdefault("extensions", {}).setdefault("code", "GRAPHQL_PARSE_FAILED")
-            if wants_graphql_response(request):
+            if context.response.graphql_media_type == GRAPHQL_RESPONSE:
                 context.response.status_code = 400
         return data
 
