@@ -376,28 +376,77 @@ def memory(args: argparse.Namespace) -> None:
 
 
 # -- 6. export ------------------------------------------------------------------------------
+def ndjson_rows(url: str) -> int:
+    rows = 0
+    with httpx.stream("GET", url, timeout=600) as r:
+        for line in r.iter_lines():
+            rows += bool(line)
+    return rows
+
+
+def parquet_rows(url: str) -> int:
+    """The rows of the downloaded file, as its footer counts them (read as a reader would)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with httpx.stream("GET", url, timeout=600) as r:
+        body = b"".join(r.iter_bytes())
+    return int(pq.read_metadata(pa.BufferReader(body)).num_rows)
+
+
+EXPORTS: dict[str, Callable[[str], int]] = {"ndjson": ndjson_rows, "parquet": parquet_rows}
+"""Each export format measured, each in a fresh gateway (peak memory is a high-water mark)."""
+
+
 def export(args: argparse.Namespace) -> None:
     sizes = (2_500, 10_000) if args.quick else (12_500, 50_000)
-    figures = {}
+    figures: dict[str, dict[int, tuple[int, float, float]]] = {fmt: {} for fmt in EXPORTS}
     for size in sizes:
         per_vendor = size // 4
-        with sandbox_process(per_vendor) as sandbox, gateway_process(sandbox) as (gateway, pid):
-            base = rss_kib(pid, "VmHWM")
-            rows = 0
-            started = time.perf_counter()
-            with httpx.stream("GET", f"{gateway}/export/tasks.ndjson", timeout=600) as r:
-                for line in r.iter_lines():
-                    rows += bool(line)
-            seconds = time.perf_counter() - started
-            figures[size] = (rows, rows / seconds, (rss_kib(pid, "VmHWM") - base) / 1024)
-    for rows, rate, growth in figures.values():
-        say(f"export: {rows} rows at {rate:.0f} rows/s, peak memory growth {growth:.1f} MiB")
-    (small_rows, _, small_growth), (big_rows, _, big_growth) = figures.values()
-    say(
-        f"export: rows x{big_rows / small_rows:.0f}, peak memory growth x"
-        f"{max(big_growth, 1) / max(small_growth, 1):.2f} (constant memory: "
-        f"{verdict(big_growth < max(small_growth, 1) * 2 + 10)})"
-    )
+        with sandbox_process(per_vendor) as sandbox:
+            for fmt, count in EXPORTS.items():
+                with gateway_process(sandbox) as (gateway, pid):
+                    base = rss_kib(pid, "VmHWM")
+                    started = time.perf_counter()
+                    rows = count(f"{gateway}/export/tasks.{fmt}")
+                    seconds = time.perf_counter() - started
+                    growth = (rss_kib(pid, "VmHWM") - base) / 1024
+                    figures[fmt][size] = (rows, rows / seconds, growth)
+    for fmt, by_size in figures.items():
+        name = "export" if fmt == "ndjson" else f"export {fmt}"
+        for rows, rate, growth in by_size.values():
+            say(f"{name}: {rows} rows at {rate:.0f} rows/s, peak memory growth {growth:.1f} MiB")
+        (small_rows, _, small_growth), (big_rows, _, big_growth) = by_size.values()
+        say(
+            f"{name}: rows x{big_rows / small_rows:.0f}, peak memory growth x"
+            f"{max(big_growth, 1) / max(small_growth, 1):.2f} (constant memory: "
+            f"{verdict(big_growth < max(small_growth, 1) * 2 + 10)})"
+        )
+
+
+# -- 7. fuzz (bench/fuzz.py) ------------------------------------------------------------------
+def fuzz(args: argparse.Namespace) -> None:
+    from bench import fuzz as fuzzing
+
+    cases = args.cases or (1_000 if args.quick else 10_000)
+    for line in fuzzing.report(fuzzing.fuzz(cases, max(300, cases * 3 // 10), seed=14)):
+        say(line)
+
+
+# -- 8. totalCount on an uncached page (bench/total.py) -------------------------------------
+def total(args: argparse.Namespace) -> None:
+    from bench import total as totals
+
+    for line in totals.run(args.quick):
+        say(line)
+
+
+# -- 9. the tasks oracle at bench scale (bench/oracle.py) ----------------------------------
+def oracle(args: argparse.Namespace) -> None:
+    from bench import oracle as tasks_oracle
+
+    for line in tasks_oracle.run(args.quick):
+        say(line)
 
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
@@ -407,6 +456,9 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "page": page_cost,
     "export": export,
     "memory": memory,
+    "fuzz": fuzz,
+    "total": total,
+    "oracle": oracle,
 }
 
 
@@ -431,6 +483,7 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="shorter runs, smaller data")
     parser.add_argument("--minutes", type=float, default=10, help="memory soak length")
+    parser.add_argument("--cases", type=int, default=0, help="fuzz: generated operations")
     args = parser.parse_args()
     say(f"machine: {machine()}")
     for name in args.names or BENCHMARKS:

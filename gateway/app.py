@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 import httpx
@@ -14,6 +14,11 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from strawberry.subscriptions import (
+    GRAPHQL_SSE_PROTOCOL,
+    GRAPHQL_TRANSPORT_WS_PROTOCOL,
+    GRAPHQL_WS_PROTOCOL,
+)
 
 from gateway.config import Settings, VendorConfig, load_settings
 from gateway.core.cache import PageCache, create_backend
@@ -27,8 +32,10 @@ from gateway.observability.tracing import tracing_from_environment
 from gateway.observability.transport import ObservedTransport
 from gateway.vendors.base import VendorSettings
 from gateway.vendors.registry import connector_for
+from gateway.vendors.transport import GuardedTransport
 from gateway.web.auth import ClientAuthMiddleware
 from gateway.web.export import export_routes
+from gateway.web.export_parquet import parquet_route
 from gateway.web.graphiql import ASSETS_DIR, ASSETS_PATH
 from gateway.web.graphql import GraphQLView
 from gateway.web.limits import BodySizeLimitMiddleware, RateLimitMiddleware
@@ -37,7 +44,14 @@ from gateway.web.persisted import PersistedQueries, load_manifest
 from gateway.web.request_id import RequestIdMiddleware
 from gateway.web.response_cache import ResponseCache
 
-DEFAULT_POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+SUBSCRIPTION_PROTOCOLS = (GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL, GRAPHQL_SSE_PROTOCOL)
+"""WebSockets of both subprotocols, and Server-Sent Events (graphql-sse, distinct connections:
+a POST or GET accepting ``text/event-stream``) for clients and proxies without WebSockets."""
+MAX_CALLS_IN_FLIGHT = 100
+"""Per vendor: the pool's connections, and the calls let into it at once."""
+DEFAULT_POOL_LIMITS = httpx.Limits(
+    max_connections=MAX_CALLS_IN_FLIGHT, max_keepalive_connections=20
+)
 USER_AGENT = "task-gateway/0.1"
 
 
@@ -57,38 +71,52 @@ class Gateway:
         await self.observer.aclose()
 
 
-def build_gateway(settings: Settings, tracing: Tracing | None = None) -> Gateway:
-    observer = Observer(Metrics(), tracing or tracing_from_environment(settings.tracing))
+def build_gateway(
+    settings: Settings,
+    tracing: Tracing | None = None,
+    pool_limits: httpx.Limits = DEFAULT_POOL_LIMITS,
+) -> Gateway:
+    observer = Observer(
+        Metrics(settings.metric_operations), tracing or tracing_from_environment(settings.tracing)
+    )
     clients: list[httpx.AsyncClient] = []
     runtimes: dict[Vendor, VendorRuntime] = {}
     for config in settings.enabled:
-        client = make_client(config, observer)
+        client = make_client(config, observer, pool_limits)
         clients.append(client)
         connector = connector_for(config.vendor)(vendor_settings(config), client)
         runtimes[config.vendor] = VendorRuntime(
             connector, ttl=config.cache_ttl, first_page_ttl=config.first_page_ttl
         )
-    backend = create_backend(settings.cache_url, settings.cache_max_entries)
-    cache = PageCache(
-        backend,
-        shared=bool(settings.cache_url and settings.cache_url.startswith("redis")),
-        stale_if_error=settings.stale_if_error,
+    backend = create_backend(
+        settings.cache_url, settings.cache_max_entries, settings.cache_max_bytes
     )
-    upstream = Upstream(runtimes, cache)
+    cache = PageCache(backend, stale_if_error=settings.stale_if_error)
+    upstream = Upstream(runtimes, cache, max_calls=settings.max_upstream_calls)
     if observer.metrics is not None:
         observer.metrics.watch(upstream)
     service = TaskService(upstream, max_first=settings.max_first)
     return Gateway(settings, service, clients, observer)
 
 
-def make_client(config: VendorConfig, observer: Observer) -> httpx.AsyncClient:
-    """One pooled client per vendor, shared by every request for the app's lifetime."""
-    transport = ObservedTransport(
+def make_client(
+    config: VendorConfig, observer: Observer, limits: httpx.Limits = DEFAULT_POOL_LIMITS
+) -> httpx.AsyncClient:
+    """One pooled client per vendor, shared by every request for the app's lifetime. The
+    guard in front of the pool keeps cancellation out of it, never lets more calls into it
+    than it has connections, and bounds each answer's size (``vendors/transport.py``)."""
+    observed = ObservedTransport(
         config.vendor,
-        httpx.AsyncHTTPTransport(limits=DEFAULT_POOL_LIMITS),
+        httpx.AsyncHTTPTransport(limits=limits),
         observer.metrics,
         observer.tracing,
         base_path=urlsplit(config.base_url).path,
+    )
+    transport = GuardedTransport(
+        config.vendor,
+        observed,
+        max_connections=limits.max_connections or MAX_CALLS_IN_FLIGHT,
+        max_bytes=config.max_response_bytes,
     )
     return httpx.AsyncClient(
         base_url=config.base_url,
@@ -108,19 +136,32 @@ def vendor_settings(config: VendorConfig) -> VendorSettings:
     )
 
 
-def create_app(settings: Settings, *, tracing: Tracing | None = None) -> Starlette:
-    gateway = build_gateway(settings, tracing)
+def create_app(
+    settings: Settings,
+    *,
+    tracing: Tracing | None = None,
+    pool_limits: httpx.Limits = DEFAULT_POOL_LIMITS,
+) -> Starlette:
+    gateway = build_gateway(settings, tracing, pool_limits)
     poller = TaskPoller(gateway.service, interval=settings.poll_interval)
+    limits = replace(
+        settings.limits,
+        max_document_bytes=settings.max_document_bytes,
+        max_list_items=settings.max_list_items,
+    )
     view = GraphQLView(
         gateway.service,
-        schema=build_schema(settings.limits),
+        schema=build_schema(limits),
         graphql_ide="graphiql" if settings.graphiql else None,
         graphiql_query=settings.example_query,
+        subscription_protocols=SUBSCRIPTION_PROTOCOLS,
         forward_credentials=settings.forward_vendor_credentials,
         request_deadline=settings.request_deadline,
         persisted=PersistedQueries(
             gateway.service.upstream.cache,
             load_manifest(settings.persisted_queries) if settings.persisted_queries else None,
+            max_entries=settings.apq_max_entries,
+            max_document_bytes=settings.max_document_bytes,
         ),
         observer=gateway.observer,
         poller=poller,
@@ -135,11 +176,12 @@ def create_app(settings: Settings, *, tracing: Tracing | None = None) -> Starlet
 
     app = Starlette(
         routes=[
-            Route("/graphql", view, methods=["GET", "POST"]),
+            Route("/graphql", view),  # every method: the view answers 405 in GraphQL's shape
             WebSocketRoute("/graphql", view),
             Mount(ASSETS_PATH.rstrip("/"), StaticFiles(directory=ASSETS_DIR), name="assets"),
             *ops_routes(gateway),
-            *export_routes(gateway.service),
+            *export_routes(gateway.service, settings.forward_vendor_credentials),
+            parquet_route(gateway.service, settings.forward_vendor_credentials),
         ],
         middleware=middleware(settings),
         lifespan=lifespan,
@@ -161,7 +203,8 @@ def response_cache(settings: Settings, gateway: Gateway) -> ResponseCache | None
 
 def middleware(settings: Settings) -> list[Middleware]:
     """Outermost first: request id, CORS (a preflight carries no key), body size, client
-    auth, then rate limiting of authenticated callers."""
+    auth (which also limits failed attempts per address), then rate limiting of
+    authenticated callers."""
     stack = [Middleware(RequestIdMiddleware)]
     if settings.cors_origins:
         stack.append(
@@ -175,7 +218,14 @@ def middleware(settings: Settings) -> list[Middleware]:
         )
     stack.append(Middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes))
     if not settings.open_access:
-        stack.append(Middleware(ClientAuthMiddleware, keys=settings.api_keys))
+        stack.append(
+            Middleware(
+                ClientAuthMiddleware,
+                keys=settings.api_keys,
+                ide=settings.graphiql,
+                failed_per_minute=settings.failed_auth_per_minute,
+            )
+        )
     if settings.rate_per_second > 0:
         stack.append(
             Middleware(

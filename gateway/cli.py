@@ -38,11 +38,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run the gateway against the configured vendors")
     _listen_options(serve, DEMO_PORT)
     serve.add_argument("--config", help="TOML settings file (default: $TASK_GATEWAY_CONFIG)")
-    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    serve.add_argument("--workers", type=positive, default=1, help="uvicorn worker processes")
 
     demo = commands.add_parser("demo", help="run the sandbox and the gateway together")
     _listen_options(demo, DEMO_PORT)
-    demo.add_argument("--sandbox-port", type=int, default=0, help="default: any free port")
+    demo.add_argument("--sandbox-port", type=tcp_port, default=0, help="default: any free port")
     _sandbox_options(demo)
 
     sandbox = commands.add_parser("sandbox", help="run only the vendor simulators")
@@ -66,6 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"task-gateway: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a port in use, an address not ours: one line, no traceback
+        print(f"task-gateway: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         pass
     return 0
@@ -73,7 +76,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _listen_options(parser: argparse.ArgumentParser, port: int) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=port, help=f"port (default {port})")
+    parser.add_argument("--port", type=tcp_port, default=port, help=f"port (default {port})")
+
+
+def tcp_port(text: str) -> int:
+    """A TCP port, 0 (any free one) to 65535: argparse reports anything else in one line."""
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise ValueError(text)
+    return port
+
+
+def positive(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise ValueError(text)
+    return number
 
 
 def _sandbox_options(parser: argparse.ArgumentParser) -> None:
@@ -128,7 +146,13 @@ def _make_sandbox(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from gateway.vendors.subnoto import enclave_warning
+
     settings = load_settings(args.config)  # fail fast, with one line, before forking workers
+    subnoto = settings.vendors.get(Vendor.SUBNOTO)
+    warning = enclave_warning(subnoto.base_url) if subnoto and subnoto.enabled else None
+    if warning:
+        print(f"task-gateway: warning: {warning}", file=sys.stderr)
     del settings
     if args.config:
         import os

@@ -5,11 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages the tests use for real: a Redis server (shared-cache tests) and
-# Chromium (the GraphiQL end-to-end test). Installed only when missing.
+# System packages the tests use for real: a Redis server (shared-cache tests), Chromium
+# (the GraphiQL end-to-end test) and Node.js (the GraphQL-over-HTTP audit). Installed only
+# when missing.
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq
@@ -18,6 +21,20 @@ if [ ${#need[@]} -gt 0 ]; then
     echo "scripts/test.sh: please install ${need[*]} (sudo apt-get install ${need[*]})" >&2
     exit 1
   fi
+fi
+
+# The GraphQL-over-HTTP reference audit (tests/web/test_graphql_http_audit.py): npm's
+# graphql-http, and graphql-sse's own client (tests/graph/test_subscription_sse.py), pinned,
+# into .tools/node (git-ignored); installed only when those versions are not there yet.
+GRAPHQL_HTTP_VERSION=1.23.1
+GRAPHQL_SSE_VERSION=2.6.1
+GRAPHQL_JS_VERSION=16.11.0
+NODE_TOOLS=.tools/node
+if ! grep -qs "\"version\": \"$GRAPHQL_HTTP_VERSION\"" "$NODE_TOOLS/node_modules/graphql-http/package.json" ||
+  ! grep -qs "\"version\": \"$GRAPHQL_SSE_VERSION\"" "$NODE_TOOLS/node_modules/graphql-sse/package.json"; then
+  mkdir -p "$NODE_TOOLS"
+  npm install --prefix "$NODE_TOOLS" --save-exact --no-audit --no-fund --silent \
+    "graphql-http@$GRAPHQL_HTTP_VERSION" "graphql-sse@$GRAPHQL_SSE_VERSION" "graphql@$GRAPHQL_JS_VERSION"
 fi
 
 # A fresh virtual environment from pyproject.toml, every time.

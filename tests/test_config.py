@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -163,3 +164,18 @@ def test_the_sandbox_command_serves_all_four_vendors_with_knobs_and_progress() -
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_every_setting_is_in_the_operators_reference() -> None:
+    """A setting the code accepts and the reference does not name is one nobody can find."""
+    from pathlib import Path
+
+    from gateway.config import SECTIONS, VENDOR_KEYS
+
+    reference = (Path(__file__).parent.parent / "docs" / "operating.md").read_text()
+    settings_table = reference.split("### Settings", 1)[1].split("\n### ", 1)[0]
+    named = set(re.findall(r"`([a-z_.<>]+)`", settings_table))
+    short = {name.rsplit(".", 1)[-1] for name in named}
+    for section, keys in {**SECTIONS, "vendors.<v>": VENDOR_KEYS}.items():
+        for name in keys:
+            assert f"{section}.{name}" in named or name in short, f"{section}.{name}"

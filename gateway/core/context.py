@@ -20,6 +20,19 @@ class VendorPart:
     stale: bool = False
     calls: int = 0
     error: UpstreamError | None = None
+    pages: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Per page read (source and token): records readable and records skipped as unreadable;
+    a page read twice counts once (``merge.note_page``)."""
+    notice: UpstreamError | None = None
+    """A problem that left the part usable (some records unreadable): reported, not missing."""
+
+    @property
+    def skipped_records(self) -> int:
+        return sum(skipped for _, skipped in self.pages.values())
+
+    @property
+    def readable_records(self) -> int:
+        return sum(readable for readable, _ in self.pages.values())
 
 
 @dataclass
@@ -34,9 +47,18 @@ class RequestState:
     parts: dict[Vendor, VendorPart] = field(default_factory=dict)
     deadline: float | None = None
     """``time.monotonic()`` by which every upstream call of this request must be done."""
+    page_reads: int = 0
+    """Pages asked of ``Upstream`` so far (cached or not): what ``max_upstream_calls`` bounds."""
 
     def remaining(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def take_page_read(self, limit: int | None) -> bool:
+        """Count one more page read, unless the request has had ``limit`` already."""
+        if limit is not None and self.page_reads >= limit:
+            return False
+        self.page_reads += 1
+        return True
 
     def part(self, vendor: Vendor) -> VendorPart:
         part = self.parts.get(vendor)

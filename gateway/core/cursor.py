@@ -1,8 +1,10 @@
 """Cursors that carry each upstream source's position, so paging is exact across vendors.
 
 A cursor is ``base64url(json)`` holding a fingerprint of the query it belongs to and, per
-source, either the page token and offset of the next unread item or "done". Resuming from
-positions (not from a sort key) means ties in timestamps can never drop or repeat a task.
+source (per part of a source read in two parts), either the page token and offset of the
+next unread item or "done". Resuming from positions (not from a sort key) means ties in
+timestamps can never drop or repeat a task; how a position stays exact when a vendor
+reorders tied rows between reads is told in ``gateway.core.merge``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ import orjson
 from gateway.core.errors import InvalidCursorError
 from gateway.vendors.base import PageToken
 
-CURSOR_VERSION = 1
+CURSOR_VERSION = 2
+"""2: a listing read in two parts (nulls-first Agentex) has a position per part, and a
+position may be inside a tie group read whole (``merge.GROUP_MARK``); a version-1 cursor is
+INVALID_CURSOR (start again) rather than resumed at the wrong place."""
 
 
 @dataclass(frozen=True, slots=True)

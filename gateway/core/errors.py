@@ -12,7 +12,9 @@
         ├── UpstreamAuthError ........... UPSTREAM_AUTH (401/403 from the vendor)
         ├── UpstreamRejectedError ....... UPSTREAM_REJECTED (another 4xx)
         ├── UpstreamBadResponseError .... UPSTREAM_BAD_RESPONSE (malformed JSON or shape)
-        └── UpstreamOutcomeUnknownError . UPSTREAM_OUTCOME_UNKNOWN (a write timed out)
+        ├── UpstreamBadRecordsError ..... UPSTREAM_BAD_RECORDS (records that could not be read)
+        ├── UpstreamOutcomeUnknownError . UPSTREAM_OUTCOME_UNKNOWN (a write timed out)
+        └── UpstreamCallLimitError ...... UPSTREAM_CALL_LIMIT (the request's calls ran out)
 
 Connectors translate httpx and vendor errors into this tree at the boundary, so the
 graph never sees a transport exception and never leaks an upstream URL or key.
@@ -93,3 +95,21 @@ class UpstreamBadResponseError(UpstreamError):
 
 class UpstreamOutcomeUnknownError(UpstreamError):
     code = "UPSTREAM_OUTCOME_UNKNOWN"
+
+
+class UpstreamBadRecordsError(UpstreamError):
+    """Records a vendor sent that could not be read (missing ids, bad times), ``count`` of
+    them: the rest of its answer stands, and the client is told."""
+
+    code = "UPSTREAM_BAD_RECORDS"
+
+    def __init__(self, vendor: Vendor, message: str, *, count: int) -> None:
+        super().__init__(vendor, message)
+        self.count = count
+
+
+class UpstreamCallLimitError(UpstreamError):
+    """The request reached its bound of upstream page reads (``max_upstream_calls``) before
+    this vendor's part was read through: the answer has what was read, the vendor is named."""
+
+    code = "UPSTREAM_CALL_LIMIT"

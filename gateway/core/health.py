@@ -10,6 +10,10 @@ from dataclasses import dataclass, field
 from gateway.core.records import Vendor
 
 LATENCY_WINDOW = 200
+MAX_UNKNOWN_VALUES = 50
+MAX_UNKNOWN_VALUE_LENGTH = 200
+"""Unmapped statuses are vendor text, and through Agentex writes, a caller's: at most this
+many distinct values are kept, each cut to this length; later ones are only counted."""
 TYPICAL_WEIGHT = 0.2
 """The weight of the newest call in ``typical_seconds``: about the last ten calls count."""
 
@@ -27,6 +31,8 @@ class VendorHealth:
     cache_misses: int = 0
     stale_served: int = 0
     unknown_statuses: Counter[str] = field(default_factory=Counter)
+    """Some unmapped values and their counts (bounded: ``count_unknown_status``)."""
+    unknown_status_total: int = 0
     skipped_records: int = 0
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
     typical_seconds: float = 0.0
@@ -41,6 +47,13 @@ class VendorHealth:
         self.typical_seconds = (
             seconds if typical == 0 else typical + TYPICAL_WEIGHT * (seconds - typical)
         )
+
+    def count_unknown_status(self, value: str | None) -> None:
+        """A record whose status the gateway does not map (``None``: the vendor sent none)."""
+        self.unknown_status_total += 1
+        kept = "null" if value is None else value[:MAX_UNKNOWN_VALUE_LENGTH]
+        if kept in self.unknown_statuses or len(self.unknown_statuses) < MAX_UNKNOWN_VALUES:
+            self.unknown_statuses[kept] += 1
 
     def record_failure(self, code: str, seconds: float) -> None:
         self.calls += 1

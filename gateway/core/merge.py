@@ -4,34 +4,128 @@ Each source is read by a ``Reader`` that yields its matching tasks in the query'
 a source the vendor already sorts that way is streamed page by page (only the pages a
 client page needs are read); any other source is read whole once and sorted here. The
 merge is a k-way merge over the readers' heads; each emitted task carries every reader's
-position after it, which is what its cursor encodes. Ties in time keep each source's own
-order, and resuming from positions (never from a time) means no task is skipped or
-repeated across pages, whatever the ties.
+position after it, which is what its cursor encodes.
+
+**The rule of order.** Tasks are ordered by the time shown (``updatedAt`` or
+``createdAt``); a missing time is shown as null and sorts after every known time, in both
+directions (SQL's NULLS LAST), the same in every page; a time filter never matches it. A
+listing that puts nulls first (Agentex ``desc``: ``Source.nulls_first``) is read as two
+parts, its dated rows and its null prefix, each by its own reader with its own position, so
+the null rows are neither taken for the oldest (which used to stop the read) nor lost.
+
+**Exactness across pages.** Readers resume from positions, never from a time, so ties in
+time between sources can never drop or repeat a task. Within one offset-paged source
+(``page_number``/``limit``: Agentex, xpander, Subnoto), rows tied on every column the
+vendor sorts by may come back in another order on each request, so a tie group straddling a
+page boundary could lose a row or repeat one between two page reads. The reader never takes
+such a group from the two pages: it reads the whole group again in one response (a page
+size and number that cover it, ``tie_window``), keeps exactly the rows with the group's sort
+values, and orders them by id; a page's other tie groups are complete and are ordered by id
+too. So every position (page and index, or group and index) means the same rows on every
+read. The guarantee: while the vendor's data does not change, paging through a listing
+returns each task exactly once, however the vendor reorders ties between requests. Its one
+limit: a tie group larger than a vendor's maximum page size (50 for xpander and Subnoto;
+Agentex has none) cannot be read in one response; it is then taken as the union of the rows
+seen, de-duplicated by id, so no task is repeated but one may be missed.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 from gateway.core.context import RequestState
 from gateway.core.cursor import DONE, Position, Positions, encode_cursor
-from gateway.core.errors import UpstreamError
+from gateway.core.errors import InvalidCursorError, UpstreamError
 from gateway.core.records import OrderField, TaskRecord
-from gateway.vendors.base import ListQuery, PageToken, Source, SourcePage
+from gateway.vendors.base import (
+    ListQuery,
+    PageToken,
+    PageWindows,
+    Source,
+    SourcePage,
+    window_token,
+)
 
 FetchPage = Callable[[Source, PageToken, RequestState], Awaitable[SourcePage]]
 
 FULL_READ_CONCURRENCY = 8
 """Pages of one unsorted source fetched at once when the vendor says how many there are."""
 
+PAGE_COUNTS_MAX = 4096
+"""Listings whose page count is remembered (``PageCounts``)."""
+
 SORTED_LISTINGS_MAX = 16
 """Sorted whole listings kept (``SortedListings``); each holds its pages alive."""
 
 SORTED_MARK = "*"
 """The page token of a position in a source that was read whole and sorted here."""
+
+GROUP_MARK = "g"
+"""Prefix of the token of a position inside a tie group read again whole (``g<page>.<i>``)."""
+
+ALL, DATED, UNDATED = "all", "dated", "undated"
+"""Which rows of a listing a reader takes: all of them, or one part of a nulls-first listing."""
+
+RECENT_PAGES = 4
+"""Pages a reader keeps after reading them (``Reader._page``)."""
+
+TIE_WINDOW_SEARCH = 256
+"""Page sizes tried when looking for one page that covers a tie group (then: from row 0)."""
+
+Item = tuple[PageToken, int, TaskRecord, bool]
+"""A record, where it is (the token of its page or group, its index there), and whether it
+is the listing's last (known without another read, so no call is made to learn it)."""
+
+
+def tie_window(low: int, high: int, max_limit: int | None) -> tuple[int, int] | None:
+    """``(page, limit)`` of one page that holds rows ``low..high`` (0-based offsets), the
+    smallest such ``limit`` within ``max_limit``; None when no page can (a group larger
+    than the vendor's maximum page, or one no allowed size lines up with)."""
+    span = high - low + 1
+    top = high + 1 if max_limit is None else min(max_limit, high + 1)
+    for limit in range(span, min(top, span + TIE_WINDOW_SEARCH) + 1):
+        if low // limit == high // limit:
+            return low // limit + 1, limit
+    if max_limit is None:
+        return 1, high + 1  # page 1 of that size always covers it
+    return None
+
+
+def by_id_within_ties(
+    records: Sequence[TaskRecord], key: Callable[[TaskRecord], Hashable]
+) -> list[TaskRecord]:
+    """``records`` in their order, each run of rows tied on ``key`` ordered by id: the same
+    list whatever order the vendor gave the ties in."""
+    out: list[TaskRecord] = []
+    start = 0
+    while start < len(records):
+        end = start + 1
+        value = key(records[start])
+        while end < len(records) and key(records[end]) == value:
+            end += 1
+        run = records[start:end]
+        out.extend(sorted(run, key=lambda r: r.global_id) if len(run) > 1 else run)
+        start = end
+    return out
+
+
+def _page_number(token: PageToken) -> int:
+    """The page number of an offset-paged position's token (a forged one: INVALID_CURSOR)."""
+    if token is None:
+        return 1
+    if isinstance(token, int) and not isinstance(token, bool):
+        return token
+    raise InvalidCursorError("the cursor is malformed")
+
+
+def _parse_group(token: str) -> tuple[int, int]:
+    page, _, index = token[len(GROUP_MARK) :].partition(".")
+    if not (page.isdigit() and index.isdigit()) or int(page) < 1:
+        raise InvalidCursorError("the cursor is malformed")
+    return int(page), int(index)
 
 
 class Reader:
@@ -45,6 +139,8 @@ class Reader:
         fetch: FetchPage,
         state: RequestState,
         expected_seconds: float = 0.0,
+        windows: PageWindows | None = None,
+        part: str = ALL,
     ) -> None:
         self.source = source
         self.expected_seconds = expected_seconds
@@ -52,12 +148,25 @@ class Reader:
         self.query = query
         self.fetch = fetch
         self.state = state
+        self.windows = windows
+        self.part = part
         self.done = start is DONE
         self.token: PageToken = start.token if start else None
         self.index = start.index if start else 0
-        self.records: Sequence[TaskRecord] | None = None
-        self.next_token: PageToken = None
         self.failed = False
+        self._head: Item | None = None
+        self._items: AsyncIterator[Item | None] | None = None
+        self._exhausted = False
+        self._pages: dict[PageToken, SourcePage] = {}
+        """Pages of a listing read whole, walked again for its tie groups."""
+        self._recent: dict[PageToken, SourcePage] = {}
+        self._dry_run: list[PageToken] | None = None
+        """Set: ``_group`` notes the windows it needs instead of reading them."""
+        self.want = 0
+        """How many more tasks the page being merged may take (``merge_page`` sets it)."""
+        self.head_key: tuple[int, int] = (2, 0)
+        """``head().sort_key``, computed once per head: the merge compares it for every
+        task it takes, with every other reader's."""
 
     @property
     def position(self) -> Position | None:
@@ -66,102 +175,362 @@ class Reader:
         return Position(self.token, self.index)
 
     def head(self) -> TaskRecord | None:
-        if self.done or self.records is None or self.index >= len(self.records):
+        if self.done or self._head is None:
             return None
-        return self.records[self.index]
+        return self._head[2]
 
     def pop(self) -> TaskRecord:
-        record = self.records[self.index]  # type: ignore[index]
-        self.index += 1
-        self._settle()
+        assert self._head is not None
+        token, index, record, last = self._head
+        self._head = None
+        self.token, self.index = token, index + 1
+        self._exhausted = last
         return record
 
     @property
     def may_have_more(self) -> bool:
-        """Not known to be exhausted: not yet read, or a next page to read."""
-        if self.done or self.failed:
-            return False
-        return self.records is None or (self.source.ordered and self.next_token is not None)
+        """Not known to be exhausted."""
+        return not (self.done or self.failed or self._exhausted)
 
     @property
     def needs_fill(self) -> bool:
-        return not self.done and not self.failed and self.head() is None
+        return not self.done and not self.failed and self._head is None
 
-    def _settle(self) -> bool:
-        """Skip the buffered tasks that do not match; True once a head is ready or nothing
-        further can match, False when the buffer ran out."""
-        assert self.records is not None
-        while self.index < len(self.records):
-            record = self.records[self.index]
+    async def fill(self, in_memory: bool = False) -> None:
+        """Make ``head()`` the next matching task, reading pages as needed; ``in_memory``:
+        only as far as the records already read go (to learn, without a call, whether a
+        page is the last)."""
+        if self._items is None:
+            self._items = self._listing(self.token, self.index)
+        async for item in self._items:
+            if item is None:  # the listing is about to read from the vendor
+                if in_memory:
+                    return
+                continue
+            record = item[2]
             if self._past_range(record):
-                self.done = True
-                return True
-            if self.query.matches(record):
-                return True
-            self.index += 1
-        return False
-
-    async def fill(self) -> None:
-        """Make ``head()`` the next matching task, reading pages as needed."""
-        while not self.done:
-            if self.records is None:
-                await self._load()
-            if self._settle():
+                break
+            if self._in_part(record) and self.query.matches(record):
+                self._head = item
+                self.head_key = record.sort_key(self.query.order)
+                self.token, self.index = item[0], item[1]
                 return
-            if self.source.ordered and self.next_token is not None:
-                self.token, self.index, self.records = self.next_token, 0, None
-            else:
-                self.done = True
+        self._exhausted = True
+        self.done = True
+
+    def _in_part(self, record: TaskRecord) -> bool:
+        if self.part == ALL:
+            return True
+        missing = record.sort_time(self.query.order.field) is None
+        return missing is (self.part == UNDATED)
 
     def _past_range(self, record: TaskRecord) -> bool:
-        """In a stream ordered by update time, nothing after this record can match."""
-        q = self.query
-        if q.order.field is not OrderField.UPDATED_AT or not self.source.ordered:
+        """Nothing after this record (in the vendor's order) can match this reader."""
+        if not self.source.ordered:
             return False
+        q = self.query
+        moment = record.sort_time(q.order.field)
+        if self.part == UNDATED:
+            return moment is not None  # a nulls-first listing: the null prefix is over
+        if q.order.field is not OrderField.UPDATED_AT:
+            return False
+        if moment is None:
+            # Nulls after the dated rows (``asc``): none of them matches a time filter.
+            return not self.source.nulls_first and q.has_time_filter
         if q.order.descending:
-            return q.updated_after is not None and record.updated_at < q.updated_after
-        return q.updated_before is not None and record.updated_at >= q.updated_before
+            return q.updated_after is not None and moment < q.updated_after
+        return q.updated_before is not None and moment >= q.updated_before
 
-    async def _load(self) -> None:
-        if self.source.ordered:
-            page = await self.fetch(self.source, self.token, self.state)
-            self.records, self.next_token = page.records, page.next_token
+    # -- reading ------------------------------------------------------------------------
+    async def _page(self, token: PageToken) -> SourcePage:
+        page = self._pages.get(token)
+        if page is None:
+            page = self._recent.get(token)
+        if page is None:
+            page = await self.fetch(self.source, token, self.state)
+            note_page(self.state, self.source, token, page)
+            # The few pages just read: a tie group's pages are read again right after it,
+            # and must not be fetched twice when the cache is bypassed. Kept small, so a
+            # streamed export holds a bounded number of pages.
+            self._recent[token] = page
+            while len(self._recent) > RECENT_PAGES:
+                del self._recent[next(iter(self._recent))]
+        return page
+
+    async def _page_and_maybe_next(self, token: PageToken, index: int) -> SourcePage:
+        """Page ``token``, and with it, at the same time, the next page when the merge may
+        need this page's last rows: those may be a tie group that runs on into the next
+        page (``_group``), and reading it only then would add a round trip. A failure of
+        the next page is not this page's: it is met again if that page is really needed."""
+        windows = self.windows
+        if (
+            windows is None
+            or self._dry_run is not None
+            or not (token is None or isinstance(token, int))
+            or index + self.want < windows.page_size - 1
+        ):
+            return await self._page(token)
+        number = 1 if token is None else token
+        page, _ = await asyncio.gather(
+            self._page(token), self._page(number + 1), return_exceptions=True
+        )
+        if isinstance(page, BaseException):
+            raise page
+        return page
+
+    async def _listing(self, token: PageToken, index: int) -> AsyncIterator[Item | None]:
+        """Every record of the source from ``(token, index)`` on, in the vendor's order
+        made exact (see the module docstring), each with its position."""
+        yield None
+        if not self.source.ordered:
+            matching = await self._sorted_whole()
+            for i in range(index, len(matching)):
+                yield SORTED_MARK, i, matching[i], i == len(matching) - 1
             return
+        if isinstance(token, str) and token.startswith(GROUP_MARK):
+            page_no, start = _parse_group(token)
+            group, after, after_index = await self._group(page_no, start)
+            for i in range(index, len(group)):
+                yield token, i, group[i], after is None and i == len(group) - 1
+            if after is None:
+                return
+            token, index = after, after_index
+            yield None
+        while True:
+            page = await self._page_and_maybe_next(token, index)
+            records: Sequence[TaskRecord] = page.records
+            stop = len(records)
+            if self.windows is not None:
+                records = by_id_within_ties(records, self.windows.tie_key)
+                if page.next_token is not None and records:
+                    stop = _run_start(records, self.windows.tie_key)
+            last = len(records) - 1 if page.next_token is None else -1
+            for i in range(index, stop):
+                yield token, i, records[i], i == last
+            if stop < len(records) and index <= stop:
+                # The last tie group runs on into the next page: read it whole.
+                yield None
+                page_no = _page_number(token)
+                group, after, after_index = await self._group(page_no, stop)
+                group_token = f"{GROUP_MARK}{page_no}.{stop}"
+                for i, record in enumerate(group):
+                    yield group_token, i, record, after is None and i == len(group) - 1
+                if after is None:
+                    return
+                token, index = after, after_index
+                yield None
+                continue
+            if page.next_token is None:
+                return
+            token, index = page.next_token, 0
+            yield None
+
+    async def _group(self, page_no: int, start: int) -> tuple[list[TaskRecord], PageToken, int]:
+        """The tie group that starts at row ``start`` of page ``page_no`` and runs past its
+        end: all its rows (read again in one response), ordered by id, and where the
+        listing goes on after it (a page and the index of its first row of another group)."""
+        windows = self.windows
+        if windows is None:
+            raise InvalidCursorError("the cursor is malformed")
+        first = await self._page(page_no if page_no > 1 else None)
+        tied = by_id_within_ties(first.records, windows.tie_key)
+        if start >= len(tied):
+            raise InvalidCursorError("the cursor is malformed")
+        key = windows.tie_key(tied[start])
+        seen = list(tied[start:])
+        size = windows.page_size
+        low = (page_no - 1) * size + start
+        token: PageToken = first.next_token
+        index = 0
+        high = page_no * size - 1
+        crossed = False
+        while token is not None:
+            page = await self._page(token)
+            run = 0
+            while run < len(page.records) and windows.tie_key(page.records[run]) == key:
+                run += 1
+            seen.extend(page.records[:run])
+            crossed = crossed or run > 0
+            assert isinstance(token, int)
+            if run == len(page.records) and page.next_token is not None:
+                token = page.next_token
+                continue
+            index = run
+            high = (token - 1) * size + run - 1 + page.skipped if run else (token - 1) * size - 1
+            break
+        # The next page not starting with the group: it ended with this page, and this one
+        # response held all of it. Otherwise read it whole in one response.
+        window = tie_window(low, high, windows.max_limit) if crossed else None
+        if window is not None and self._dry_run is not None:
+            self._dry_run.append(window_token(*window))
+        elif window is not None:
+            covering = await self._page(window_token(*window))
+            seen = [r for r in covering.records if windows.tie_key(r) == key]
+        group = sorted({r.global_id: r for r in seen}.values(), key=lambda r: r.global_id)
+        return group, token, index
+
+    async def _sorted_whole(self) -> list[TaskRecord]:
         pages = await self.read_pages()
         matching = SORTED_LISTINGS.get(self.query, pages)
         if matching is None:
             order = self.query.order
-            matching = [r for page in pages for r in page.records if self.query.matches(r)]
+            exact = await self._exact(pages)
+            matching = [r for r in exact if self.query.matches(r)]
             matching.sort(key=lambda r: r.global_id)
-            matching.sort(key=lambda r: r.sort_time(order.field), reverse=order.descending)
+            matching.sort(key=lambda r: r.sort_key(order))
             SORTED_LISTINGS.put(self.query, pages, matching)
-        self.token, self.records, self.next_token = SORTED_MARK, matching, None
+        return matching
+
+    async def read_first(self) -> SourcePage:
+        """The listing's first page (where the vendor's total is)."""
+        return await self._page(None)
 
     async def read_all(self) -> list[TaskRecord]:
-        return [record for page in await self.read_pages() for record in page.records]
+        return await self._exact(await self.read_pages())
+
+    async def _exact(self, pages: list[SourcePage]) -> list[TaskRecord]:
+        """The records of a listing read whole, with tie groups across page boundaries
+        read again whole (the pages already read are reused, not fetched again)."""
+        if self.windows is None or len(pages) < 2:
+            seen: dict[str, TaskRecord] = {}
+            for page in pages:
+                for record in page.records:
+                    seen.setdefault(record.global_id, record)
+            return list(seen.values())
+        tokens: list[PageToken] = [None, *(p.next_token for p in pages[:-1])]
+        self._pages.update(zip(tokens, pages, strict=True))
+        ordered = Source(self.source.vendor, self.source.path, self.source.params, True)
+        walker = Reader(
+            ordered,
+            ListQuery(order=self.query.order),
+            None,
+            self.fetch,
+            self.state,
+            windows=self.windows,
+        )
+        walker._pages = self._pages
+        # A first walk over the pages in hand only notes the windows its tie groups need;
+        # they are fetched together, and the real walk then reads nothing more.
+        walker._dry_run = []
+        out: dict[str, TaskRecord] = {}
+        async for item in walker._listing(None, 0):
+            if item is not None:
+                out.setdefault(item[2].global_id, item[2])
+        wanted = list(dict.fromkeys(walker._dry_run))
+        walker._dry_run = None
+        if not wanted:  # no tie group ran across pages: the walk was already exact
+            return list(out.values())
+        for token, page in zip(
+            wanted, await asyncio.gather(*(walker._page(t) for t in wanted)), strict=True
+        ):
+            self._pages[token] = page
+        out.clear()
+        async for item in walker._listing(None, 0):
+            if item is not None:
+                out.setdefault(item[2].global_id, item[2])
+        return list(out.values())
 
     async def read_pages(self) -> list[SourcePage]:
         """Every page of the source: page numbers are fetched concurrently once the first
-        page says how many there are; opaque cursors have to be followed one by one."""
-        first = await self.fetch(self.source, None, self.state)
+        page says how many there are (and, when this listing was read whole before, the
+        pages it had then are asked for together with the first: one round trip instead of
+        two); opaque cursors have to be followed one by one."""
+        semaphore = asyncio.Semaphore(FULL_READ_CONCURRENCY)
+
+        async def one(page_no: int) -> SourcePage:
+            async with semaphore:
+                return await self._page(page_no)
+
+        early: dict[int, asyncio.Future[SourcePage]] = {
+            n: asyncio.ensure_future(one(n)) for n in range(2, PAGE_COUNTS.get(self.source) + 1)
+        }
+        try:
+            pages = await self._read_pages(one, early)
+        finally:
+            # Pages past the end now (the listing shrank): let them finish (another request
+            # may share the call), their outcome retrieved, never waited for.
+            for task in early.values():
+                task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        if isinstance(pages[0].next_token, int) or len(pages) == 1:
+            PAGE_COUNTS.put(self.source, len(pages))
+        return pages
+
+    async def _read_pages(
+        self,
+        one: Callable[[int], Awaitable[SourcePage]],
+        early: dict[int, asyncio.Future[SourcePage]],
+    ) -> list[SourcePage]:
+        def page(n: int) -> Awaitable[SourcePage]:
+            return early.pop(n) if n in early else one(n)
+
+        first = await self._page(None)
         pages = [first]
         token = first.next_token
         if isinstance(token, int) and first.total is not None and first.records:
             per_page = len(first.records) + first.skipped  # what the vendor sent
             last = -(-first.total // per_page)
-            semaphore = asyncio.Semaphore(FULL_READ_CONCURRENCY)
-
-            async def one(page_no: int) -> SourcePage:
-                async with semaphore:
-                    return await self.fetch(self.source, page_no, self.state)
-
-            pages.extend(await asyncio.gather(*(one(n) for n in range(token, last + 1))))
+            pages.extend(await asyncio.gather(*(page(n) for n in range(token, last + 1))))
+            return pages
+        if isinstance(token, int):
+            # Page numbers without a total (Agentex): batches of 2, 4, then 8 pages fetched
+            # at once until one holds the last, so counting a listing takes a round trip
+            # per batch, not per page (``totalCount`` beside a page: within its time).
+            # Calls that read past the end (each answering an empty page) stay fewer than
+            # the batch.
+            number: PageToken = token
+            size = max(2, len(early))
+            while isinstance(number, int):
+                numbers = range(number, number + size)
+                batch = await asyncio.gather(*(page(n) for n in numbers))
+                for one_page in batch:
+                    pages.append(one_page)
+                    if one_page.next_token is None:
+                        return pages
+                number = batch[-1].next_token
+                size = min(size * 2, FULL_READ_CONCURRENCY)
             return pages
         while token is not None:
-            page = await self.fetch(self.source, token, self.state)
-            pages.append(page)
-            token = page.next_token
+            next_page = await self._page(token)
+            pages.append(next_page)
+            token = next_page.next_token
         return pages
+
+
+class PageCounts:
+    """How many pages each page-numbered listing had when it was last read whole (in
+    process, bounded): a guess that lets the next whole read ask for them all at once."""
+
+    def __init__(self, max_entries: int = PAGE_COUNTS_MAX) -> None:
+        self.max_entries = max_entries
+        self._counts: OrderedDict[Source, int] = OrderedDict()
+
+    def get(self, source: Source) -> int:
+        return self._counts.get(source, 1)
+
+    def put(self, source: Source, count: int) -> None:
+        self._counts[source] = count
+        self._counts.move_to_end(source)
+        while len(self._counts) > self.max_entries:
+            self._counts.popitem(last=False)
+
+
+PAGE_COUNTS = PageCounts()
+
+
+def _run_start(records: Sequence[TaskRecord], key: Callable[[TaskRecord], Hashable]) -> int:
+    """Where the last run of rows tied on ``key`` starts."""
+    value = key(records[-1])
+    start = len(records) - 1
+    while start > 0 and key(records[start - 1]) == value:
+        start -= 1
+    return start
+
+
+def note_page(state: RequestState, source: Source, token: PageToken, page: SourcePage) -> None:
+    """Count what a page held for its vendor's part: readable and unreadable records, once
+    per page however many readers read it (``TaskService.report_bad_records``)."""
+    part = state.part(source.vendor)
+    part.pages[f"{source.key}#{token!r}"] = (len(page.records), page.skipped)
 
 
 class SortedListings:
@@ -224,6 +593,15 @@ async def fill_all(readers: Sequence[Reader], state: RequestState) -> None:
     pending = [r for r in readers if r.needs_fill]
     if not pending:
         return
+    if len(pending) == 1:
+        # One reader (the one just taken from, for every task of a page): awaited in place,
+        # no task to schedule, so a record already in hand costs no event-loop turn.
+        try:
+            await pending[0].fill()
+        except UpstreamError as exc:
+            pending[0].failed = True
+            state.fail(exc)
+        return
     pending.sort(key=lambda r: r.expected_seconds, reverse=True)
     results = await asyncio.gather(*(r.fill() for r in pending), return_exceptions=True)
     for reader, result in zip(pending, results, strict=True):
@@ -241,9 +619,10 @@ async def merge_page(
     first: int,
     state: RequestState,
 ) -> MergedPage:
-    descending = readers[0].query.order.descending if readers else True
-    order_field = readers[0].query.order.field if readers else OrderField.UPDATED_AT
+    order = readers[0].query.order if readers else None
     items: list[MergedItem] = []
+    for reader in readers:
+        reader.want = first
     if first > 0:  # a page of none (``totalCount`` alone) asks no vendor
         await fill_all(readers, state)
     # Each item carries every reader's position after it was taken; only the reader just
@@ -251,28 +630,32 @@ async def merge_page(
     # one reader at a time instead of being rebuilt for every item.
     positions = [r.position for r in readers]
     taken: int | None = None
-    while len(items) < first:
+    while len(items) < first and order is not None:
         if taken is not None and readers[taken].needs_fill:
+            readers[taken].want = first - len(items)
             await fill_all((readers[taken],), state)
             positions[taken] = readers[taken].position
         best: int | None = None
-        best_time = None
+        best_key: tuple[int, int] = (2, 0)
         for index, reader in enumerate(readers):
-            head = reader.head()
-            if head is None:
+            if reader.head() is None:
                 continue
-            head_time = head.sort_time(order_field)
-            if best is None or (head_time > best_time if descending else head_time < best_time):  # type: ignore[operator]
-                best, best_time = index, head_time
+            key = reader.head_key
+            if key < best_key:  # strict: between equal times, the earlier source first
+                best, best_key = index, key
         if best is None:
             break
         record = readers[best].pop()
         positions[best] = readers[best].position
         items.append(MergedItem(record, tuple(positions)))
         taken = best
-    # No upstream call just to learn whether there is more: a source with a next page
-    # counts as more (rarely that page then holds no match: the next page comes back
-    # empty). A page shorter than ``first`` is always the last.
+    # No upstream call just to learn whether there is more: a source is read on only as
+    # far as the records in hand go; one with a page still unread counts as more (rarely
+    # that page then holds no match: the next page comes back empty). A page shorter than
+    # ``first`` is always the last.
+    for reader in readers:
+        if reader.needs_fill and first > 0:
+            await reader.fill(in_memory=True)
     has_next = any(r.head() is not None or r.may_have_more for r in readers)
     return MergedPage(items, has_next, tuple(keys), fingerprint)
 

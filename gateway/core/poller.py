@@ -7,6 +7,11 @@ snapshot (id → status and update time); every subscriber, whatever its filter,
 that one poll and keeps what matches. The poll goes through the page cache, so a change
 reaches subscribers within ``interval`` plus the vendor's first-page TTL. The poller runs
 only while someone is subscribed.
+
+"One poll" is one per set of vendor keys: a subscriber that brought its own keys
+(``X-Vendor-Key-*``) is fed by a poll made with those keys, shared only with subscribers that
+brought the same ones, so no caller sees what another's keys can read. Groups exist only
+while they have subscribers, so their number is bounded by the open subscriptions.
 """
 
 from __future__ import annotations
@@ -14,13 +19,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 
+from gateway.core.cache import fingerprint
 from gateway.core.context import RequestState
 from gateway.core.records import TaskRecord, TaskStatus, Vendor
 from gateway.core.service import TaskService
-from gateway.vendors.base import ListQuery
+from gateway.vendors.base import Credentials, ListQuery
 
 logger = logging.getLogger("gateway.poller")
 
@@ -45,6 +51,28 @@ class Subscriber:
         self.queue.put_nowait(record)
 
 
+def credentials_key(credentials: Mapping[Vendor, Credentials]) -> str:
+    """The poll group of a set of vendor keys: their digests (never the secrets), by vendor."""
+    return ",".join(
+        f"{vendor.value}={fingerprint(c.secret)}"
+        for vendor, c in sorted(credentials.items(), key=lambda item: item[0].value)
+    )
+
+
+class PollGroup:
+    """The subscribers acting with one set of vendor keys, and the poll made with them."""
+
+    def __init__(self, credentials: Mapping[Vendor, Credentials]) -> None:
+        self.credentials = dict(credentials)
+        self.subscribers: set[Subscriber] = set()
+        self.task: asyncio.Task[None] | None = None
+        self.snapshot: dict[str, tuple[TaskStatus, datetime | None]] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.task is not None and not self.task.done()
+
+
 class TaskPoller:
     def __init__(
         self,
@@ -55,45 +83,58 @@ class TaskPoller:
         self.service = service
         self.interval = interval
         self.window = window
-        self.subscribers: set[Subscriber] = set()
+        self.groups: dict[str, PollGroup] = {}
         self.polls = 0
-        self._task: asyncio.Task[None] | None = None
-        self._snapshot: dict[str, tuple[TaskStatus, datetime]] | None = None
+
+    @property
+    def subscribers(self) -> set[Subscriber]:
+        return {s for group in self.groups.values() for s in group.subscribers}
 
     @property
     def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return any(group.running for group in self.groups.values())
 
     async def subscribe(
-        self, query: ListQuery, vendors: set[Vendor] | None = None
+        self,
+        query: ListQuery,
+        vendors: set[Vendor] | None = None,
+        credentials: Mapping[Vendor, Credentials] | None = None,
     ) -> AsyncIterator[TaskRecord]:
+        """Changes matching ``query``, read with ``credentials`` (the caller's vendor keys;
+        none: the gateway's own)."""
         subscriber = Subscriber(query, vendors)
-        self.subscribers.add(subscriber)
-        if not self.running:
-            self._snapshot = None
-            self._task = asyncio.create_task(self._run())
+        key = credentials_key(credentials or {})
+        group = self.groups.get(key)
+        if group is None:
+            group = self.groups[key] = PollGroup(credentials or {})
+        group.subscribers.add(subscriber)
+        if not group.running:
+            group.snapshot = None
+            group.task = asyncio.create_task(self._run(group))
         try:
             while True:
                 yield await subscriber.queue.get()
         finally:
-            self.subscribers.discard(subscriber)
-            if not self.subscribers:
-                await self.close()
+            group.subscribers.discard(subscriber)
+            if not group.subscribers:
+                if self.groups.get(key) is group:
+                    del self.groups[key]
+                await _stop(group)
 
-    async def _run(self) -> None:
-        while self.subscribers:
+    async def _run(self, group: PollGroup) -> None:
+        while group.subscribers:
             try:
-                await self.poll()
+                await self.poll(group)
             except Exception:  # one bad poll must not end live updates
                 logger.exception("poll failed")
             await asyncio.sleep(self.interval)
 
-    async def poll(self) -> list[TaskRecord]:
-        """Read the newest tasks, push what changed since the last poll (the first poll
-        only sets the baseline)."""
+    async def poll(self, group: PollGroup) -> list[TaskRecord]:
+        """Read the newest tasks with the group's keys, push what changed since its last
+        poll (the first poll only sets the baseline)."""
         self.polls += 1
         plan = self.service.plan(ListQuery())
-        state = RequestState()
+        state = RequestState(credentials=dict(group.credentials))
         newest: list[TaskRecord] = []
         batch = min(self.window, 100)
         records = self.service.stream(plan, state, batch)
@@ -103,18 +144,24 @@ class TaskPoller:
                 if len(newest) >= self.window:
                     break
         snapshot = {r.global_id: (r.status, r.updated_at) for r in newest}
-        previous, self._snapshot = self._snapshot, snapshot
+        previous, group.snapshot = group.snapshot, snapshot
         if previous is None:
             return []
         changed = [r for r in newest if previous.get(r.global_id) != snapshot[r.global_id]]
         for record in reversed(changed):  # oldest change first
-            for subscriber in list(self.subscribers):
+            for subscriber in list(group.subscribers):
                 subscriber.offer(record)
         return changed
 
     async def close(self) -> None:
-        task, self._task = self._task, None
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        groups, self.groups = list(self.groups.values()), {}
+        for group in groups:
+            await _stop(group)
+
+
+async def _stop(group: PollGroup) -> None:
+    task, group.task = group.task, None
+    if task is not None and task is not asyncio.current_task():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

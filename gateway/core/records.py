@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 
@@ -95,9 +95,11 @@ class TrackerRecord:
 class TaskRecord:
     """One vendor task in the shared shape.
 
-    ``created_at`` is None where the vendor does not publish a creation time (Subnoto);
-    ``updated_at`` falls back to ``created_at`` where the vendor left it empty. The sort
-    keys are computed here once so the merge compares plain tuples.
+    A time the vendor did not give is None and shown as null, never replaced by another
+    time: ``created_at`` is None for Subnoto (it publishes none), ``updated_at`` is None
+    where the vendor left it empty (Agentex allows it). The one rule of order: a missing
+    time sorts after every known one, in both directions (SQL's NULLS LAST), and a time
+    filter never matches it (``sort_key``).
     """
 
     vendor: Vendor
@@ -109,7 +111,7 @@ class TaskRecord:
     title: str | None
     summary: str | None
     created_at: datetime | None
-    updated_at: datetime
+    updated_at: datetime | None
     user_id: str | None = None
     parent_native_id: str | None = None
     triggering_agent_id: str | None = None
@@ -118,8 +120,25 @@ class TaskRecord:
     tracker: TrackerRecord | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
-    def sort_time(self, order_field: OrderField) -> datetime:
-        """The time this task sorts by; a missing creation time sorts as the update time."""
-        if order_field is OrderField.CREATED_AT and self.created_at is not None:
+    def sort_time(self, order_field: OrderField) -> datetime | None:
+        """The time this task sorts by in ``order_field``: the one shown, maybe null."""
+        if order_field is OrderField.CREATED_AT:
             return self.created_at
         return self.updated_at
+
+    def sort_key(self, order: Order) -> tuple[int, int]:
+        """Compared ascending, this gives ``order`` with a missing time last both ways."""
+        return sort_key(self.sort_time(order.field), order.descending)
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+
+
+def sort_key(moment: datetime | None, descending: bool) -> tuple[int, int]:
+    """``(0, ±microseconds)`` for a time, ``(1, 0)`` for none: exact integers (no float
+    rounding), the direction folded in, and null after every time in either direction."""
+    if moment is None:
+        return (1, 0)
+    micros = (moment - EPOCH) // MICROSECOND
+    return (0, -micros if descending else micros)

@@ -12,10 +12,11 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 
 from gateway.core.context import RequestState
-from gateway.core.cursor import Positions, decode_cursor, short_hash
-from gateway.core.errors import BadInputError, NotFoundError, UpstreamError
+from gateway.core.cursor import Position, Positions, decode_cursor, short_hash
+from gateway.core.errors import BadInputError, NotFoundError, UpstreamBadRecordsError, UpstreamError
 from gateway.core.ids import TASK, TRACKER, decode_id
-from gateway.core.merge import MergedPage, Reader, merge_page, positions_for
+from gateway.core.locks import lock_name
+from gateway.core.merge import ALL, DATED, UNDATED, MergedPage, Reader, merge_page, positions_for
 from gateway.core.records import (
     Direction,
     Order,
@@ -36,13 +37,23 @@ EXPORT_BATCH = 500
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """The sources that answer a query, in a fixed order, with their cursor keys."""
+    """The sources that answer a query, in a fixed order, with their cursor keys.
+
+    A listing that puts tasks without the sort time first (``Source.nulls_first``) is read
+    by two readers, one per ``part`` (its dated rows, then its null prefix, which sorts
+    last); without a time filter only, since a time filter never matches a null time."""
 
     query: ListQuery
     sources: tuple[Source, ...]
     keys: tuple[str, ...]
     vendors: tuple[Vendor, ...]
     fingerprint: str
+    parts: tuple[str, ...] = ()
+
+    @property
+    def listings(self) -> tuple[Source, ...]:
+        """Each upstream listing once (a listing read in two parts is one listing)."""
+        return tuple(dict.fromkeys(self.sources))
 
 
 class TaskService:
@@ -58,11 +69,21 @@ class TaskService:
         asked = set(vendors) if vendors is not None else set(Vendor)
         chosen = tuple(v for v in self.enabled_vendors if v in asked)
         sources: list[Source] = []
+        parts: list[str] = []
         for vendor in chosen:
-            sources.extend(self.upstream.connector(vendor).sources(query))
-        keys = tuple(short_hash(s.key) for s in sources)
+            for source in self.upstream.connector(vendor).sources(query):
+                if source.ordered and source.nulls_first:
+                    split = (DATED,) if query.has_time_filter else (DATED, UNDATED)
+                else:
+                    split = (ALL,)
+                sources.extend([source] * len(split))
+                parts.extend(split)
+        keys = tuple(
+            short_hash(s.key if p == ALL else f"{s.key}#{p}")
+            for s, p in zip(sources, parts, strict=True)
+        )
         fingerprint = short_hash(repr((query, sorted(v.value for v in chosen))))
-        return Plan(query, tuple(sources), keys, chosen, fingerprint)
+        return Plan(query, tuple(sources), keys, chosen, fingerprint, tuple(parts))
 
     def check_first(self, first: int | None) -> int:
         if first is None:
@@ -75,17 +96,30 @@ class TaskService:
         self, plan: Plan, positions: Positions | None, state: RequestState
     ) -> list[Reader]:
         starts = positions_for(plan.keys, positions)
+        parts = plan.parts or (ALL,) * len(plan.sources)
         return [
-            Reader(
-                source,
-                plan.query,
-                start,
-                self.upstream.fetch_page,
-                state,
-                self.upstream.health[source.vendor].typical_seconds,
-            )
-            for source, start in zip(plan.sources, starts, strict=True)
+            self._reader(source, plan.query, start, state, part)
+            for source, start, part in zip(plan.sources, starts, parts, strict=True)
         ]
+
+    def _reader(
+        self,
+        source: Source,
+        query: ListQuery,
+        start: Position | None,
+        state: RequestState,
+        part: str = ALL,
+    ) -> Reader:
+        return Reader(
+            source,
+            query,
+            start,
+            self.upstream.fetch_page,
+            state,
+            self.upstream.health[source.vendor].typical_seconds,
+            windows=self.upstream.connector(source.vendor).windows(source),
+            part=part,
+        )
 
     async def page(
         self, plan: Plan, first: int | None, after: str | None, state: RequestState
@@ -94,23 +128,28 @@ class TaskService:
         size = self.check_first(first)
         positions = decode_cursor(after, plan.fingerprint) if after else None
         readers = self._readers(plan, positions, state)
-        return await merge_page(readers, plan.keys, plan.fingerprint, size, state)
+        page = await merge_page(readers, plan.keys, plan.fingerprint, size, state)
+        report_bad_records(state, plan.vendors)
+        return page
 
     async def count(self, plan: Plan, state: RequestState) -> int:
-        """The number of matching tasks: one call per source where the vendor's own total is
-        exact for this filter, otherwise every page (cached) read and counted."""
+        """The number of matching tasks. Where the vendor's own total is exact for this
+        filter, it is read from the listing's first page: the very response the page's
+        merge reads (same cache key, one call shared in flight), so it costs no call of its
+        own; start this concurrently with ``page`` and the total is free. Otherwise every
+        page (cached) is read and the matches counted, tie groups across pages made exact."""
         conditions = plan.query.conditions()
 
         async def one(source: Source) -> int:
             connector = self.upstream.connector(source.vendor)
+            reader = self._reader(source, plan.query, None, state)
             if conditions <= connector.exact_filters:
-                page = await self.upstream.fetch_page(source, None, state)
-                if page.total is not None:
-                    return page.total
-            reader = Reader(source, plan.query, None, self.upstream.fetch_page, state)
+                first = await reader.read_first()
+                if first.total is not None:
+                    return first.total
             return sum(1 for r in await reader.read_all() if plan.query.matches(r))
 
-        results = await asyncio.gather(*(one(s) for s in plan.sources), return_exceptions=True)
+        results = await asyncio.gather(*(one(s) for s in plan.listings), return_exceptions=True)
         total = 0
         for result in results:
             if isinstance(result, UpstreamError):
@@ -119,6 +158,7 @@ class TaskService:
                 raise result
             else:
                 total += result
+        report_bad_records(state, plan.vendors)
         return total
 
     async def stream(
@@ -132,6 +172,7 @@ class TaskService:
             for item in page.items:
                 yield item.record
             if not page.has_next_page:
+                report_bad_records(state, plan.vendors)
                 return
 
     # -- single nodes ---------------------------------------------------------------------
@@ -205,14 +246,18 @@ class TaskService:
         last_processed_event_id: str | None = None,
         fields: frozenset[str],
         idempotency_key: str | None = None,
+        caller: str = "anon",
     ) -> TrackerRecord:
         """PUT a tracker. The upstream overwrites ``status`` and ``status_reason`` with what
         it is sent, so fields the caller left out are filled from the tracker's current,
-        uncached value first; afterwards every cached Agentex page is dropped.
+        uncached value first; afterwards every cached Agentex page is dropped. The read and
+        the PUT hold the tracker's lock (across replicas with Redis), so two partial updates
+        through this gateway never undo each other.
 
         With an ``idempotency_key``, a repeat of a request that succeeded gets the first
-        answer back (for a day) instead of writing again."""
-        write = functools.partial(
+        answer back (for a day) instead of writing again; keys are scoped to ``caller`` (a
+        digest of the caller's key and forwarded vendor keys)."""
+        update = functools.partial(
             self._update_tracker,
             tracker_id,
             state,
@@ -221,10 +266,15 @@ class TaskService:
             last_processed_event_id=last_processed_event_id,
             fields=fields,
         )
+
+        async def write() -> TrackerRecord:
+            async with self.upstream.cache.lock(lock_name("tracker", *decode_id(tracker_id).parts)):
+                return await update()
+
         if idempotency_key is None:
             return await write()
         request = repr((tracker_id, status, status_reason, last_processed_event_id, sorted(fields)))
-        return await self.upstream.cache.idempotent(idempotency_key, request, write)
+        return await self.upstream.cache.idempotent(caller, idempotency_key, request, write)
 
     async def _update_tracker(
         self,
@@ -271,3 +321,34 @@ class TaskService:
             await self.upstream.cache.bump_generation(Vendor.AGENTEX)
         state.generations.pop(Vendor.AGENTEX, None)
         return updated
+
+
+def report_bad_records(state: RequestState, vendors: Iterable[Vendor]) -> None:
+    """A vendor that sent records the gateway could not read is reported, never silent:
+    with some readable, its part stays (``vendorParts.degraded``) and an error
+    ``UPSTREAM_BAD_RECORDS`` gives the count; with none readable, the part is missing
+    (``missingVendors``), since an empty answer would look complete."""
+    for vendor in vendors:
+        part = state.parts.get(vendor)
+        if part is None or part.error is not None:
+            continue
+        skipped = part.skipped_records
+        if not skipped:
+            continue
+        readable = part.readable_records
+        noun = "record" if skipped == 1 else "records"
+        if readable == 0:
+            state.fail(
+                UpstreamBadRecordsError(
+                    vendor,
+                    f"{vendor.value} sent {skipped} {noun}, none of which could be read",
+                    count=skipped,
+                )
+            )
+        else:
+            part.notice = UpstreamBadRecordsError(
+                vendor,
+                f"{vendor.value} sent {skipped} {noun} that could not be read; they are "
+                "left out of this answer",
+                count=skipped,
+            )

@@ -43,7 +43,7 @@ class Group:
             self.with_metrics += 1
             self.total_cost += metrics.total_cost or 0.0
             self.total_tokens += metrics.total_tokens or 0
-        if record.created_at is not None:
+        if record.created_at is not None and record.updated_at is not None:
             self.with_duration += 1
             self.duration_seconds += (record.updated_at - record.created_at).total_seconds()
 
@@ -67,8 +67,9 @@ def group_key(record: TaskRecord, by: Sequence[GroupBy]) -> tuple[str | None, ..
             values.append(record.status.value)
         elif dimension is GroupBy.AGENT:
             values.append(record.agent_id)
-        else:
-            values.append(record.updated_at.date().isoformat())
+        else:  # the day of the last update; none known: its own group (null day)
+            updated = record.updated_at
+            values.append(updated.date().isoformat() if updated is not None else None)
     return tuple(values)
 
 

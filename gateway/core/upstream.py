@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from gateway.core.cache import PageCache, fingerprint
 from gateway.core.context import RequestState
-from gateway.core.errors import UpstreamError, UpstreamTimeoutError
+from gateway.core.errors import UpstreamCallLimitError, UpstreamError, UpstreamTimeoutError
 from gateway.core.health import VendorHealth
 from gateway.core.records import Vendor
 from gateway.core.resilience import CircuitBreaker, CircuitState, RetryPolicy
@@ -36,11 +36,23 @@ class VendorRuntime:
 
 
 class Upstream:
-    """The vendors the gateway is configured for, their cache and their health."""
+    """The vendors the gateway is configured for, their cache and their health.
 
-    def __init__(self, vendors: Mapping[Vendor, VendorRuntime], cache: PageCache) -> None:
+    ``max_calls`` bounds the pages one request may ask for (``RequestState.page_reads``,
+    cached or not: a bound on what one request can make the gateway and the vendors do).
+    Past it a vendor's read fails with ``UPSTREAM_CALL_LIMIT``, which the merge treats as
+    any vendor failure: the answer has what was read and names the vendors cut off."""
+
+    def __init__(
+        self,
+        vendors: Mapping[Vendor, VendorRuntime],
+        cache: PageCache,
+        *,
+        max_calls: int | None = None,
+    ) -> None:
         self.vendors = dict(vendors)
         self.cache = cache
+        self.max_calls = max_calls
         self.health = {v: VendorHealth(v) for v in Vendor}
         for vendor in Vendor:
             self.health[vendor].enabled = vendor in self.vendors
@@ -65,6 +77,12 @@ class Upstream:
     async def fetch_page(self, source: Source, token: PageToken, state: RequestState) -> SourcePage:
         """One page of ``source``, from cache when fresh; records how the vendor's part went."""
         vendor = source.vendor
+        if not state.take_page_read(self.max_calls):
+            raise UpstreamCallLimitError(
+                vendor,
+                f"this request reached its limit of {self.max_calls} upstream calls before "
+                f"{vendor.value} was read through: narrow the filter or ask for fewer tasks",
+            )
         runtime = self.vendors[vendor]
         credentials = self.credentials(vendor, state)
         key = self.cache.page_key(
@@ -91,7 +109,7 @@ class Upstream:
             health.skipped_records += page.skipped
             for record in page.records:
                 if record.status.value == "UNKNOWN":
-                    health.unknown_statuses[record.vendor_status or "null"] += 1
+                    health.count_unknown_status(record.vendor_status)
             return page
 
         remaining = state.remaining()

@@ -64,10 +64,12 @@ TaskStatusEnum = describe(
 
 OrderFieldEnum = describe(
     OrderField,
-    "The time tasks are ordered by.",
+    "The time tasks are ordered by, as shown: a task without it (null) comes after every "
+    "task with it, in both directions.",
     {
-        "UPDATED_AT": "Last update (Subnoto: the latest report).",
-        "CREATED_AT": "Creation (a task without one, Subnoto's, sorts by its update time).",
+        "UPDATED_AT": "Last update (Subnoto: the latest report); an Agentex tracker without "
+        "`updated_at` comes last.",
+        "CREATED_AT": "Creation; Subnoto tasks, which have none, come last.",
     },
     name="TaskOrderField",
 )

@@ -7,6 +7,10 @@
   log gets the detail under the same id. No stack trace or upstream URL reaches a client.
 - Errors graphql-core raised before execution (syntax, validation, variables) keep their
   message and get a code, and the request is marked as never executed (for the HTTP status).
+- No message suggests a name ("Did you mean 'userId'?" would map the schema for a client
+  that may not introspect it): validation runs with graphql-core's ``hide_suggestions``
+  (``validation.py``) and so does execution, where variables and enum values are coerced
+  (``QuietExecutor``).
 """
 
 from __future__ import annotations
@@ -14,11 +18,14 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 from graphql.error import GraphQLError
+from graphql.validation.validate import ValidationAbortedError
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from gateway.core.errors import GatewayError, UpstreamError
+from gateway.core.errors import GatewayError, UpstreamBadRecordsError, UpstreamError
 
 logger = logging.getLogger("gateway.graphql")
 
@@ -27,6 +34,8 @@ def _extensions(error: GatewayError) -> dict[str, object]:
     extensions: dict[str, object] = {"code": error.code}
     if isinstance(error, UpstreamError):
         extensions["vendor"] = error.vendor.name
+    if isinstance(error, UpstreamBadRecordsError):
+        extensions["count"] = error.count
     return extensions
 
 
@@ -34,6 +43,11 @@ LIMIT_MESSAGES = ("maximum operation depth", "aliases found", "maximum allowed t
 
 
 def pre_execution_code(error: GraphQLError) -> str:
+    code = (error.extensions or {}).get("code")
+    if isinstance(code, str):  # a limit of ours (``QUERY_TOO_LARGE``, ``QUERY_TOO_COSTLY``)
+        return code
+    if isinstance(error, ValidationAbortedError):  # graphql-core's own work budget ran out
+        return "QUERY_TOO_COMPLEX"
     if any(text in error.message for text in LIMIT_MESSAGES):
         return "QUERY_TOO_COMPLEX"
     if error.message.startswith("Syntax Error"):
@@ -41,6 +55,16 @@ def pre_execution_code(error: GraphQLError) -> str:
     if error.nodes:
         return "GRAPHQL_VALIDATION_FAILED"
     return "BAD_USER_INPUT"  # a variable that does not fit its type
+
+
+class QuietExecutor(StrawberryGraphQLCoreExecutionContext):
+    """Strawberry's executor, built with ``hide_suggestions`` (Strawberry passes none), so
+    coercing a variable or an enum value never suggests a name."""
+
+    @classmethod
+    def build(cls, *args: Any, **kwargs: Any) -> Any:
+        kwargs["hide_suggestions"] = True
+        return super().build(*args, **kwargs)
 
 
 class GatewayErrors(SchemaExtension):
@@ -70,6 +94,18 @@ class GatewayErrors(SchemaExtension):
                     f"{failure.message}; its tasks are missing from this answer",
                     path=self._first_field(),
                     extensions=_extensions(failure),
+                )
+            )
+        # A vendor whose part stands but lost some unreadable records (a notice, not a
+        # failure): one error with the count, its tasks not called missing.
+        for part in state.parts.values() if state is not None else []:
+            notice = part.notice
+            if notice is None or notice.vendor.name in reported:
+                continue
+            reported.add(notice.vendor.name)
+            errors.append(
+                GraphQLError(
+                    notice.message, path=self._first_field(), extensions=_extensions(notice)
                 )
             )
         result.errors = errors or None

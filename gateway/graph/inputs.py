@@ -1,4 +1,13 @@
-"""GraphQL input types and their translation into the machinery's ``ListQuery``."""
+"""GraphQL input types and their translation into the machinery's ``ListQuery``, and the
+checks of what a client sends before it reaches a vendor (shared with the export):
+
+- a time must carry a timezone and exist in UTC (``9999-12-31T23:59:59-23:59`` does not);
+- an id (agent, user, parent task, triggering agent, native task) is at most
+  ``MAX_ID_LENGTH`` characters of encodable text, since it becomes part of a vendor's URL:
+  a 200 KB id made the HTTP client refuse the URL, a lone surrogate made it fail to encode.
+
+Each is ``BAD_USER_INPUT`` before any upstream call.
+"""
 
 from __future__ import annotations
 
@@ -32,10 +41,12 @@ class TaskFilter:
         default=None, description="Only tasks delegated by this (xpander) agent."
     )
     updated_after: datetime | None = strawberry.field(
-        default=None, description="Only tasks updated at or after this time."
+        default=None,
+        description="Only tasks updated at or after this time (never one without an update time).",
     )
     updated_before: datetime | None = strawberry.field(
-        default=None, description="Only tasks updated before this time."
+        default=None,
+        description="Only tasks updated before this time (never one without an update time).",
     )
 
 
@@ -67,12 +78,53 @@ class UpdateTrackerInput:
     )
 
 
-def _aware(value: datetime | None, name: str) -> datetime | None:
-    if value is None:
+MAX_ID_LENGTH = 256
+"""Characters in one id a client sends; vendors' ids are UUIDs, ULIDs and short names."""
+
+
+def client_time(value: str | datetime | None, name: str) -> datetime | None:
+    """A client's time in UTC: ISO-8601 text (the export's parameters) or the datetime
+    GraphQL parsed. ``BAD_USER_INPUT`` for text that is not a time, a time without a
+    timezone, or one with no UTC equivalent (an offset pushing it past year 9999 or before
+    year 1)."""
+    if value is None or value == "":
         return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise BadInputError(f"`{name}` is not an ISO-8601 time") from None
     if value.tzinfo is None:
         raise BadInputError(f"`{name}` needs a timezone, e.g. 2026-01-01T00:00:00Z")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise BadInputError(f"`{name}` is outside the years 1 to 9999 in UTC") from None
+
+
+def _check_id(value: str, name: str) -> None:
+    if len(value) > MAX_ID_LENGTH:
+        raise BadInputError(f"`{name}` is longer than {MAX_ID_LENGTH} characters")
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # a lone surrogate (JSON decoding refuses them already)
+        raise BadInputError(f"`{name}` is not valid text") from None
+
+
+def checked_ids(query: ListQuery, agents: str = "agentIds") -> ListQuery:
+    """``query`` if every id in it can be sent to a vendor; ``BAD_USER_INPUT`` otherwise,
+    naming the argument (``agents``: the name the agent ids came under)."""
+    for name, value in (
+        ("userId", query.user_id),
+        ("parentTaskId", query.parent_task_id),
+        ("triggeringAgentId", query.triggering_agent_id),
+        ("taskId", query.native_id),
+    ):
+        if value is not None:
+            _check_id(value, name)
+    for agent in query.agent_ids or ():
+        _check_id(agent, agents)
+    return query
 
 
 def to_list_query(
@@ -87,8 +139,8 @@ def to_list_query(
         user_id=f.user_id,
         parent_task_id=f.parent_task_id,
         triggering_agent_id=f.triggering_agent_id,
-        updated_after=_aware(f.updated_after, "updatedAfter"),
-        updated_before=_aware(f.updated_before, "updatedBefore"),
+        updated_after=client_time(f.updated_after, "updatedAfter"),
+        updated_before=client_time(f.updated_before, "updatedBefore"),
         order=Order(o.field, o.direction),
     )
-    return query, set(f.vendors) if f.vendors is not None else None
+    return checked_ids(query), set(f.vendors) if f.vendors is not None else None

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Coroutine, Sequence
 from dataclasses import replace
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
+from strawberry.types.nodes import SelectedField
 
 from gateway.core.records import TaskRecord, TrackerRecord, Vendor
 from gateway.core.stats import STATS_ORDER, GroupBy, task_stats
 from gateway.graph.context import GraphContext
-from gateway.graph.inputs import TaskFilter, TaskOrder, to_list_query
+from gateway.graph.inputs import TaskFilter, TaskOrder, checked_ids, to_list_query
 from gateway.graph.types import (
     Node,
     PageInfo,
@@ -20,11 +23,33 @@ from gateway.graph.types import (
     TaskStatsGroup,
     TaskType,
     TrackerConnection,
+    TrackerEdge,
     VendorInfo,
 )
 from gateway.vendors.base import ListQuery
 
 Info = strawberry.Info[GraphContext, None]
+
+
+def selects(fields: Sequence[Any], name: str) -> bool:
+    """Whether the selections under ``fields`` (through fragments) ask for ``name``."""
+    for field in fields:
+        for selection in getattr(field, "selections", None) or ():
+            if isinstance(selection, SelectedField):
+                if selection.name == name:
+                    return True
+            elif selects([selection], name):
+                return True  # a fragment spread or inline fragment: look inside
+    return False
+
+
+def start_count(count: Coroutine[Any, Any, int]) -> asyncio.Task[int]:
+    """Run ``count`` beside the page; an outcome nobody awaits is still retrieved."""
+    task = asyncio.ensure_future(count)
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    return task
+
+
 GlobalId = Annotated[strawberry.ID, strawberry.argument(description="A global id.")]
 
 
@@ -57,7 +82,19 @@ class Query:
         context.state.bypass_cache = context.state.bypass_cache or fresh
         query, vendors = to_list_query(filter, order_by)
         plan = context.service.plan(query, vendors)
-        page = await context.service.page(plan, first, after, context.state)
+        # ``totalCount`` asked: counted concurrently with the page, not after it (where the
+        # vendor gives a total, from the same first-page responses the merge reads).
+        count = (
+            start_count(context.service.count(plan, context.state))
+            if selects(info.selected_fields, "totalCount")
+            else None
+        )
+        try:
+            page = await context.service.page(plan, first, after, context.state)
+        except BaseException:
+            if count is not None:
+                count.cancel()
+            raise
         edges = [TaskEdge(_page=page, _item=item) for item in page.items]
         return TaskConnection(
             edges=edges,
@@ -68,6 +105,7 @@ class Query:
             ),
             missing_vendors=[e.vendor for e in context.state.errors],
             _plan=plan,
+            _count=count,
         )
 
     @strawberry.field(description="One task by its global id; null if it no longer exists.")
@@ -97,13 +135,16 @@ class Query:
         ] = None,
     ) -> TrackerConnection:
         service = info.context.service
-        query = ListQuery(agent_ids=frozenset([agent_id]) if agent_id else None, native_id=task_id)
+        query = checked_ids(
+            ListQuery(agent_ids=frozenset([agent_id]) if agent_id else None, native_id=task_id),
+            agents="agentId",
+        )
         plan = service.plan(query, [Vendor.AGENTEX])
         page = await service.page(plan, first, after, info.context.state)
-        trackers: list[TrackerRecord] = [
-            item.record.tracker for item in page.items if item.record.tracker is not None
-        ]
+        items = [item for item in page.items if item.record.tracker is not None]
+        trackers: list[TrackerRecord] = [item.record.tracker for item in items]  # type: ignore[misc]
         return TrackerConnection(
+            edges=[TrackerEdge(_page=page, _item=item) for item in items],
             nodes=trackers,  # type: ignore[arg-type]
             page_info=PageInfo(
                 has_next_page=page.has_next_page,

@@ -7,11 +7,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import strawberry
-from strawberry.extensions import MaxTokensLimiter, ParserCache, SchemaExtension
+from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 
-from gateway.graph.cost import DEFAULT_MAX_COST, QueryCostLimiter
-from gateway.graph.errors import GatewayErrors
+from gateway.graph.cost import DEFAULT_MAX_COST, DEFAULT_MAX_LIST_ITEMS, QueryCostLimiter
+from gateway.graph.document import (
+    DEFAULT_MAX_DOCUMENT_BYTES,
+    DEFAULT_MAX_TOKENS,
+    DocumentLimiter,
+    ParsedDocuments,
+)
+from gateway.graph.errors import GatewayErrors, QuietExecutor
 from gateway.graph.mutation import Mutation
 from gateway.graph.observe import Observe
 from gateway.graph.query import Query
@@ -26,8 +32,10 @@ class QueryLimits:
 
     max_depth: int = 10
     max_aliases: int = 30
-    max_tokens: int = 2_000
+    max_tokens: int = DEFAULT_MAX_TOKENS
     max_cost: int = DEFAULT_MAX_COST
+    max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
+    max_list_items: int = DEFAULT_MAX_LIST_ITEMS
     introspection: bool = True
     field_suggestions: bool = False
 
@@ -41,14 +49,16 @@ class GatewaySchema(strawberry.Schema):
 def build_schema(limits: QueryLimits | None = None) -> strawberry.Schema:
     limits = limits or QueryLimits()
     rules = limit_rules(limits.max_depth, limits.max_aliases, limits.introspection)
-    # Factories: a fresh extension per request (the parser's LRU cache is module-level).
+    documents = ParsedDocuments()
+    # Factories: a fresh extension per request. In the order the work happens: the
+    # document's length and tokens, then its cost (linear), then validation (only within
+    # budget), then execution.
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
         Observe,
         GatewayErrors,
-        lambda: ParserCache(maxsize=1024),
-        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
-        lambda: QueryCostLimiter(max_cost=limits.max_cost),
-        *validation_extensions(rules, ValidDocuments()),
+        lambda: DocumentLimiter(limits.max_document_bytes, limits.max_tokens, documents),
+        lambda: QueryCostLimiter(max_cost=limits.max_cost, max_list_items=limits.max_list_items),
+        *validation_extensions(rules, ValidDocuments(), not limits.field_suggestions),
     ]
     return GatewaySchema(
         query=Query,
@@ -56,6 +66,7 @@ def build_schema(limits: QueryLimits | None = None) -> strawberry.Schema:
         subscription=Subscription,
         types=[TaskType, TrackerType],
         extensions=extensions,
+        execution_context_class=None if limits.field_suggestions else QuietExecutor,
         config=StrawberryConfig(
             auto_camel_case=True, disable_field_suggestions=not limits.field_suggestions
         ),

@@ -17,7 +17,7 @@ class Subscription:
     @strawberry.subscription(
         description="A task, each time its status or update time changes in any vendor. "
         "Vendors have no push API: the gateway polls the newest tasks on an interval, one "
-        "poll shared by every subscriber, and diffs."
+        "poll shared by every subscriber that acts with the same vendor keys, and diffs."
     )
     async def task_changed(
         self,
@@ -27,5 +27,6 @@ class Subscription:
         ] = None,
     ) -> AsyncGenerator[TaskType, None]:
         query, vendors = to_list_query(filter, None)
-        async for record in info.context.poller.subscribe(query, vendors):
+        context = info.context
+        async for record in context.poller.subscribe(query, vendors, context.state.credentials):
             yield record

@@ -3,6 +3,7 @@ plain attributes on the fast path, resolvers only where related records are fetc
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -67,7 +68,10 @@ class TrackerType(Node):
         description="Agentex `last_processed_event_id`: the last event the agent processed."
     )
     created_at: datetime = strawberry.field(description="Agentex `created_at`, UTC.")
-    updated_at: datetime | None = strawberry.field(description="Agentex `updated_at`, UTC.")
+    updated_at: datetime | None = strawberry.field(
+        description="Agentex `updated_at`, UTC; null where Agentex has none (such trackers "
+        "come after every dated one, in both directions)."
+    )
 
     @classmethod
     def is_type_of(cls, obj: Any, info: Any) -> bool:
@@ -95,11 +99,14 @@ class TaskType(Node):
         "Subnoto `latestReport.summary`."
     )
     created_at: datetime | None = strawberry.field(
-        description="Creation time, UTC; null for Subnoto, which does not publish one."
+        description="Creation time, UTC; null for Subnoto, which does not publish one. In "
+        "`CREATED_AT` order a null sorts after every time, in both directions."
     )
-    updated_at: datetime = strawberry.field(
-        description="Last update, UTC (Subnoto: the latest report; Agentex without "
-        "`updated_at`: its creation time)."
+    updated_at: datetime | None = strawberry.field(
+        description="Last update, UTC (Subnoto: the latest report); null where the vendor "
+        "has none (Agentex allows it): never replaced by another time. In `UPDATED_AT` "
+        "order a null sorts after every time, in both directions, and `updatedAfter` / "
+        "`updatedBefore` never match it."
     )
     user_id: str | None = strawberry.field(
         description="Who started it: xpander `user_id`, orq `created_by_id`, Subnoto "
@@ -174,6 +181,13 @@ class VendorPartType:
     )
     upstream_pages: int = strawberry.field(description="Pages read (from cache or upstream).")
     error_code: str | None = strawberry.field(description="Why the part is missing.")
+    degraded: bool = strawberry.field(
+        description="The vendor sent records that could not be read: they are left out "
+        "(see `skippedRecords` and the `UPSTREAM_BAD_RECORDS` error)."
+    )
+    skipped_records: int = strawberry.field(
+        description="Records of the pages read for this answer that could not be read."
+    )
 
 
 @strawberry.type(description="A page of tasks merged across vendors, in the requested order.")
@@ -185,16 +199,21 @@ class TaskConnection:
         description="Vendors that could not answer: their tasks are absent (see `errors`)."
     )
     _plan: strawberry.Private[Plan]
+    _count: strawberry.Private[asyncio.Task[int] | None] = None
 
     @strawberry.field(description="Per vendor: cache, freshness and errors of this answer.")
     def vendor_parts(self, info: strawberry.Info[GraphContext, None]) -> list[VendorPartType]:
         return vendor_parts(info.context, self._plan.vendors)
 
     @strawberry.field(
-        description="All matching tasks, not only this page. Costs one call per source "
-        "where the vendor's own total is exact for the filter, else a (cached) full read."
+        description="All matching tasks, not only this page. Where the vendor's own total "
+        "is exact for the filter (xpander `total`, orq `overall_total`, Subnoto "
+        "`pagination.totalRecords`) it comes from the first page's response, read "
+        "concurrently with the page; else from a (cached) full read, also concurrent."
     )
     async def total_count(self, info: strawberry.Info[GraphContext, None]) -> int:
+        if self._count is not None:
+            return await self._count
         return await info.context.service.count(self._plan, info.context.state)
 
 
@@ -211,15 +230,40 @@ def vendor_parts(context: GraphContext, vendors: tuple[Vendor, ...]) -> list[Ven
                 fetched_at=_utc(part.fetched_at) if part else None,
                 upstream_pages=part.calls if part else 0,
                 error_code=part.error.code if part and part.error else None,
+                degraded=bool(part and part.skipped_records),
+                skipped_records=part.skipped_records if part else 0,
             )
         )
     return parts
 
 
-@strawberry.type(description="A page of Agentex trackers.")
+@strawberry.type(description="A tracker and the cursor just after it.")
+class TrackerEdge:
+    _page: strawberry.Private[MergedPage]
+    _item: strawberry.Private[MergedItem]
+
+    @strawberry.field(description="The tracker.")
+    def node(self) -> TrackerType:
+        return self._item.record.tracker  # type: ignore[return-value]
+
+    @strawberry.field(description="Resume after this tracker with `after: cursor`.")
+    def cursor(self) -> str:
+        return self._page.cursor(self._item)
+
+
+@strawberry.type(description="A page of Agentex trackers (a Relay connection).")
 class TrackerConnection:
-    nodes: list[TrackerType] = strawberry.field(description="The trackers.")
+    edges: list[TrackerEdge] = strawberry.field(description="The trackers with their cursors.")
+    nodes: list[TrackerType] = strawberry.field(description="The trackers, without cursors.")
     page_info: PageInfo = strawberry.field(description="Paging.")
+
+
+@strawberry.type(description="A vendor status the gateway does not map, and how often.")
+class UnknownStatus:
+    value: str = strawberry.field(
+        description="The vendor's raw status (the text null when absent), cut to 200 characters."
+    )
+    count: int = strawberry.field(description="Records seen with it.")
 
 
 @strawberry.type(name="VendorInfo", description="A vendor as this gateway sees it.")
@@ -238,6 +282,10 @@ class VendorInfo:
     cache_hit_ratio: float | None = strawberry.field(description="Page cache hits / lookups.")
     unknown_statuses: int = strawberry.field(
         description="Records seen with a status the gateway does not map (shown as UNKNOWN)."
+    )
+    unknown_status_values: list[UnknownStatus] = strawberry.field(
+        description="Those statuses, most seen first (the first 50 distinct ones seen; for "
+        "callers with a key only: /metrics, which is open, has the count alone)."
     )
     skipped_records: int = strawberry.field(
         description="Records the vendor sent that could not be read (missing fields, bad "
@@ -261,7 +309,11 @@ class VendorInfo:
             last_error_code=health.last_error_code,
             p50_latency_ms=health.p50_ms,
             cache_hit_ratio=health.cache_hit_ratio,
-            unknown_statuses=sum(health.unknown_statuses.values()),
+            unknown_statuses=health.unknown_status_total,
+            unknown_status_values=[
+                UnknownStatus(value=value, count=count)
+                for value, count in health.unknown_statuses.most_common()
+            ],
         )
 
 

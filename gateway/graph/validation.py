@@ -8,17 +8,32 @@ remembered: a failing document is rare, and its errors belong to one response.
 
 The page-size budget (``cost.py``) depends on the variables as well, so it is checked on every
 request, apart from this.
+
+Validation runs here rather than in Strawberry, because Strawberry cannot pass graphql-core's
+``hide_suggestions``: no error says "Did you mean …" for an argument, enum value, input field,
+type or field (which would map the schema for a client that may not introspect it). The rules
+are Strawberry's (its request's rules plus the two it always adds).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 
-from graphql import ASTValidationRule, NoSchemaIntrospectionCustomRule
+from graphql import ASTValidationRule, NoSchemaIntrospectionCustomRule, validate
 from strawberry.extensions import AddValidationRules, SchemaExtension
 from strawberry.extensions.max_aliases import create_validator as aliases_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
+
+from gateway.graph.worker import off_loop
+
+ALWAYS_RULES: tuple[type[ASTValidationRule], ...] = (
+    MaybeNullValidationRule,
+    OneOfInputValidationRule,
+)
+"""The rules Strawberry adds to every validation of its own."""
 
 DEFAULT_MAX_DOCUMENTS = 1024
 
@@ -46,20 +61,32 @@ class ValidDocuments:
 
 
 class RememberValidation(SchemaExtension):
-    """Skips validation of a document that passed before; remembers one that passes now."""
+    """Validates a document without suggestions, unless it passed before; remembers one
+    that passes now. Strawberry validates only while ``pre_execution_errors`` is None, so
+    setting it here replaces Strawberry's own validation."""
 
-    def __init__(self, valid: ValidDocuments) -> None:
+    def __init__(self, valid: ValidDocuments, hide_suggestions: bool = True) -> None:
         self.valid = valid
+        self.hide_suggestions = hide_suggestions
 
-    def on_validate(self) -> Iterator[None]:
+    async def on_validate(self) -> AsyncIterator[None]:
         context = self.execution_context
-        text = context.query
-        known = text is not None and context.pre_execution_errors is None and text in self.valid
-        if known:
-            context.pre_execution_errors = []  # strawberry validates only while this is None
+        text, document = context.query, context.graphql_document
+        if context.pre_execution_errors is None and document is not None:
+            if text is not None and text in self.valid:
+                context.pre_execution_errors = []
+            else:
+                # The GraphQL schema, read as Strawberry's own ValidationCache reads it.
+                schema, rules = context.schema._schema, (*context.validation_rules, *ALWAYS_RULES)
+                hide = self.hide_suggestions
+                # On the document worker: a new document's validation can take 100s of ms.
+                errors = await off_loop(
+                    lambda: validate(schema, document, rules, hide_suggestions=hide)
+                )
+                context.pre_execution_errors = errors
+                if text is not None and not errors:
+                    self.valid.add(text)
         yield
-        if text is not None and not known and context.pre_execution_errors == []:
-            self.valid.add(text)
 
 
 def limit_rules(
@@ -77,7 +104,11 @@ def limit_rules(
 
 
 def validation_extensions(
-    rules: tuple[type[ASTValidationRule], ...], valid: ValidDocuments
+    rules: tuple[type[ASTValidationRule], ...], valid: ValidDocuments, hide_suggestions: bool = True
 ) -> list[Callable[[], SchemaExtension]]:
-    """Factories of the per-request extensions: the limit rules, then the memory of passes."""
-    return [lambda: AddValidationRules(list(rules)), lambda: RememberValidation(valid)]
+    """Factories of the per-request extensions: the limit rules, then validation with the
+    memory of passes."""
+    return [
+        lambda: AddValidationRules(list(rules)),
+        lambda: RememberValidation(valid, hide_suggestions),
+    ]

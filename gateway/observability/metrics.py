@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -23,17 +23,23 @@ if TYPE_CHECKING:
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 CIRCUIT_VALUE = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
-MAX_OPERATION_LABELS = 200
-"""Operation names come from clients: past this many distinct ones, the rest count as
-``OTHER_OPERATION`` so no caller can grow the registry without bound."""
-MAX_OPERATION_LENGTH = 64
+ANONYMOUS = "anonymous"
 OTHER_OPERATION = "_other"
+"""``/metrics`` is open to anyone, so no label carries text a caller or a vendor chose:
+operation names are labels only when the operator listed them (``graphql.metric_operations``),
+every other name counts as ``_other``."""
+MAX_ENDPOINTS_PER_VENDOR = 20
+"""Endpoint labels are route templates the connectors build; past this many per vendor (an
+id the template missed), the rest count as ``OTHER_ENDPOINT``."""
+OTHER_ENDPOINT = "_other"
+UPSTREAM_OUTCOMES = frozenset({"timeout", "unreachable", "cancelled", "error"})
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, operations: Iterable[str] = ()) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self._operations: set[str] = set()
+        self.operations = frozenset(operations) | {ANONYMOUS}
+        self._endpoints: dict[str, set[str]] = {}
         self.requests = RequestCollector()
         self.registry.register(self.requests)
         self.upstream_calls = Counter(
@@ -52,19 +58,30 @@ class Metrics:
         )
 
     def operation_label(self, name: str) -> str:
-        """``name`` as a label value, bounded in length and in how many distinct ones."""
-        name = name[:MAX_OPERATION_LENGTH]
-        if name not in self._operations:
-            if len(self._operations) >= MAX_OPERATION_LABELS:
-                return OTHER_OPERATION
-            self._operations.add(name)
-        return name
+        """``name`` if the operator listed it, else ``_other``: a fixed set of labels."""
+        return name if name in self.operations else OTHER_OPERATION
 
     def count_request(self, operation: str, outcome: str, seconds: float) -> None:
         self.requests.count(self.operation_label(operation), outcome, seconds)
 
     def count_cached_response(self, operation: str, seconds: float) -> None:
         self.requests.count(self.operation_label(operation), "ok", seconds, cached=True)
+
+    def count_upstream(self, vendor: str, endpoint: str, status: str, seconds: float) -> None:
+        """One upstream call. ``status`` is an HTTP status or a transport outcome; anything
+        else (a vendor's odd code) counts as ``error``, so the label set stays fixed."""
+        seen = self._endpoints.setdefault(vendor, set())
+        if endpoint not in seen:
+            if len(seen) >= MAX_ENDPOINTS_PER_VENDOR:
+                endpoint = OTHER_ENDPOINT
+            else:
+                seen.add(endpoint)
+        if status not in UPSTREAM_OUTCOMES and not (
+            len(status) == 3 and status.isdigit() and status[0] in "12345"
+        ):
+            status = "error"
+        self.upstream_calls.labels(vendor, endpoint, status).inc()
+        self.upstream_seconds.labels(vendor).observe(seconds)
 
     def watch(self, upstream: Upstream) -> None:
         """Expose the state ``upstream`` keeps (health, cache, circuits) at scrape time."""
@@ -143,8 +160,9 @@ class StateCollector(Collector):
         )
         unknown = CounterMetricFamily(
             "gateway_unmapped_statuses",
-            "Records with a vendor status the gateway does not map.",
-            labels=["vendor", "value"],
+            "Records with a vendor status the gateway does not map (the values themselves: "
+            "Query.vendors, for authenticated callers).",
+            labels=["vendor"],
         )
         for vendor, health in self.upstream.health.items():
             if not health.enabled:
@@ -156,8 +174,7 @@ class StateCollector(Collector):
             breaker = self.upstream.vendors[vendor].breaker
             if breaker is not None:
                 circuit.add_metric([name], CIRCUIT_VALUE[breaker.state])
-            for value, count in health.unknown_statuses.items():
-                unknown.add_metric([name, value], count)
+            unknown.add_metric([name], health.unknown_status_total)
         joins = CounterMetricFamily(
             "gateway_singleflight_joins",
             "Fetches that joined one already under way (here or, with Redis, in a replica).",
@@ -170,4 +187,15 @@ class StateCollector(Collector):
             "gateway_cache_backend_errors", "Cache backend operations that failed."
         )
         errors.add_metric([], stats["errors"])
-        yield from (cache, circuit, unknown, joins, errors)
+        undecodable = CounterMetricFamily(
+            "gateway_cache_undecodable",
+            "Values read from the cache backend that were not in this gateway's format "
+            "(garbage, another format or version, a planted value): ignored as misses.",
+        )
+        undecodable.add_metric([], stats["undecodable"])
+        held = GaugeMetricFamily(
+            "gateway_cache_memory_bytes",
+            "Bytes the in-process cache holds (encoded sizes; bounded by cache.max_bytes).",
+        )
+        held.add_metric([], self.upstream.cache.store.bytes_held() or 0)
+        yield from (cache, circuit, unknown, joins, errors, undecodable, held)

@@ -50,7 +50,8 @@ class ObservedTransport(httpx.AsyncBaseTransport):
         self.base_path = base_path.rstrip("/")
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        endpoint = endpoint_template(request.url.path, self.base_path)
+        # The raw (still percent-encoded) path: an id holding "/" stays one segment.
+        endpoint = endpoint_template(request.url.raw_path.split(b"?")[0].decode(), self.base_path)
         started = time.perf_counter()
         status = "error"
         with self.tracing.upstream_span(self.vendor, request.method, endpoint) as span:
@@ -73,8 +74,7 @@ class ObservedTransport(httpx.AsyncBaseTransport):
                 seconds = time.perf_counter() - started
                 span.set_attribute("http.response.status_code", status)
                 if self.metrics is not None:
-                    self.metrics.upstream_calls.labels(self.vendor.value, endpoint, status).inc()
-                    self.metrics.upstream_seconds.labels(self.vendor.value).observe(seconds)
+                    self.metrics.count_upstream(self.vendor.value, endpoint, status, seconds)
 
     async def aclose(self) -> None:
         await self.inner.aclose()

@@ -1,6 +1,10 @@
-"""The sandbox: the four simulators on one ASGI app, each mounted under its vendor's name
-(``/agentex``, ``/xpander``, ``/orq``, ``/subnoto``), with their data, knobs and counters
-reachable from tests, and an optional background task that moves live tasks on."""
+"""The sandbox: the registered simulators on one ASGI app, each mounted under its vendor's
+name (``/agentex``, ``/xpander``, ``/orq``, ``/subnoto``), with their data, knobs and counters
+reachable from tests, and an optional background task that moves live tasks on.
+
+``SIMULATORS`` is the only list of vendors here: everything else goes through the
+``Simulator`` protocol.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,9 @@ import contextlib
 import random
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 from typing import Any, cast
 
 from starlette.applications import Starlette
@@ -21,15 +24,24 @@ from starlette.routing import Mount
 from gateway.core.records import Vendor
 from gateway.sandbox import agentex, orq, subnoto, xpander
 from gateway.sandbox.common import Clock
-from gateway.sandbox.data import Store, generate
+from gateway.sandbox.data import Moments, Row
 from gateway.sandbox.knobs import DEFAULT_STEPS, Knobs
+from gateway.sandbox.simulator import Setup, Simulator
 from gateway.serving import bind_socket, make_server
 
+SIMULATORS: tuple[type[Simulator], ...] = (
+    agentex.Agentex,
+    xpander.Xpander,
+    orq.Orq,
+    subnoto.Subnoto,
+)
+
+# The keys the sandbox expects by default, as a client sends them after the scheme.
 SANDBOX_CREDENTIALS: dict[Vendor, str | None] = {
     Vendor.AGENTEX: None,  # the open-source server checks no key
     Vendor.XPANDER: "sandbox-xpander-key",
     Vendor.ORQ: "sandbox-orq-token",
-    Vendor.SUBNOTO: "sandbox-subnoto-key",
+    Vendor.SUBNOTO: "sandbox-subnoto-access:sandbox-subnoto-secret",  # the API proxy's pair
 }
 
 
@@ -48,6 +60,8 @@ class SandboxOptions:
     retry_after_seconds: int = 1
     timeout_rate: float = 0.0
     malformed_rate: float = 0.0
+    per_minute: int = 0
+    shuffle_ties: bool = False
     progress_seconds: float | None = None  # move live tasks on this often
     now: datetime | None = None  # the data's "now"; default the current second
     agentex_header: str = "authorization"  # where Agentex wants its key, if it has one
@@ -63,7 +77,14 @@ class SandboxOptions:
             "retry_after_seconds": self.retry_after_seconds,
             "timeout_rate": self.timeout_rate,
             "malformed_rate": self.malformed_rate,
+            "per_minute": self.per_minute,
+            "shuffle_ties": self.shuffle_ties,
         }
+
+    def key_styles(self) -> dict[Vendor, tuple[str, str | None]]:
+        """Where a simulator wants its key when the operator moved it (Agentex, behind a
+        deployment's own proxy); the others keep their vendor's header."""
+        return {Vendor.AGENTEX: (self.agentex_header, self.agentex_scheme)}
 
 
 class VendorMount(Mount):
@@ -76,55 +97,45 @@ class VendorMount(Mount):
 
 
 class Sandbox:
+    """Every registered simulator, served on one app.
+
+    ``data`` (vendor JSON records per vendor, as each list endpoint shows them) replaces the
+    generated records of the vendors it names; ``load`` does the same on a running sandbox,
+    so a test can serve exactly the records it generated."""
+
     def __init__(
         self,
         options: SandboxOptions | None = None,
         credentials: Mapping[Vendor, str | None] | None = None,
+        data: Mapping[Vendor, Sequence[Row]] | None = None,
     ) -> None:
         self.options = options = options or SandboxOptions()
         keys = {**SANDBOX_CREDENTIALS, **(credentials or {})}
         self.clock = Clock(options.now)
-        data = generate(options.size, options.seed, self.clock)
-        self._agents = data.agents
-        self._stores: dict[Vendor, Store] = {
-            Vendor.AGENTEX: data.agentex,
-            Vendor.XPANDER: data.xpander,
-            Vendor.ORQ: data.orq,
-            Vendor.SUBNOTO: data.subnoto,
-        }
-        self._knobs = {vendor: self._start_knobs(vendor) for vendor in Vendor}
-        self._advance: list[Callable[[int], int]] = [
-            partial(agentex.advance, data.agentex),
-            partial(xpander.advance, data.xpander),
-            partial(orq.advance, data.orq),
-            partial(subnoto.advance, data.subnoto),
-        ]
-        k = self._knobs
-        self._apps: dict[Vendor, Starlette] = {
-            Vendor.AGENTEX: agentex.create_app(
-                data.agentex,
-                k[Vendor.AGENTEX],
-                keys[Vendor.AGENTEX],
-                header=options.agentex_header,
-                scheme=options.agentex_scheme,
-            ),
-            Vendor.XPANDER: xpander.create_app(
-                data.xpander, k[Vendor.XPANDER], keys[Vendor.XPANDER]
-            ),
-            Vendor.ORQ: orq.create_app(data.orq, k[Vendor.ORQ], keys[Vendor.ORQ]),
-            Vendor.SUBNOTO: subnoto.create_app(
-                data.subnoto, k[Vendor.SUBNOTO], keys[Vendor.SUBNOTO]
-            ),
-        }
+        moments = Moments(options.seed, self.clock.start)
+        styles = options.key_styles()
+        self._simulators: dict[Vendor, Simulator] = {}
+        for factory in SIMULATORS:
+            vendor = factory.vendor
+            knobs = Knobs(rng=random.Random(f"{options.seed}:{vendor.value}"))
+            knobs.update(options.knob_settings())
+            setup = Setup(
+                vendor=vendor,
+                size=options.size,
+                seed=options.seed,
+                clock=self.clock,
+                moments=moments,
+                knobs=knobs,
+                secret=keys.get(vendor),
+                key_style=styles.get(vendor),
+            )
+            self._simulators[vendor] = factory(setup)
+        if data:
+            self.load(data)
         self.app = Starlette(
-            routes=[VendorMount(f"/{v.value}", app) for v, app in self._apps.items()],
+            routes=[VendorMount(f"/{v.value}", s.app) for v, s in self._simulators.items()],
             lifespan=self._lifespan,
         )
-
-    def _start_knobs(self, vendor: Vendor) -> Knobs:
-        knobs = Knobs(rng=random.Random(f"{self.options.seed}:{vendor.value}"))
-        knobs.update(self.options.knob_settings())
-        return knobs
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -145,32 +156,40 @@ class Sandbox:
 
     def knobs(self, vendor: Vendor) -> Knobs:
         """The vendor's live knobs: set attributes to change what its next requests meet."""
-        return self._knobs[vendor]
+        return self._simulators[vendor].knobs
 
     def counters(self, vendor: Vendor) -> dict[str, int]:
         """Requests received per route template, e.g. ``{"GET /tracker": 3}``."""
-        return dict(cast(Counter[str], self._apps[vendor].state.counters))
+        return dict(cast(Counter[str], self._simulators[vendor].app.state.counters))
 
     def reset_counters(self) -> None:
-        for app in self._apps.values():
-            app.state.counters.clear()
+        for simulator in self._simulators.values():
+            simulator.app.state.counters.clear()
 
     def reset_knobs(self) -> None:
-        for knobs in self._knobs.values():
-            knobs.update({**Knobs().settings(), **self.options.knob_settings()})
+        for simulator in self._simulators.values():
+            simulator.knobs.update({**Knobs().settings(), **self.options.knob_settings()})
 
     def agents(self, vendor: Vendor) -> list[str]:
-        """The vendor's agent ids (keys for orq); none for Subnoto, which is team-wide."""
-        return list(self._agents[vendor.value])
+        """The vendor's agent ids (keys for orq); none for Subnoto, which is team-wide. They
+        depend on the seed alone, so a client can be configured for a sandbox of any size,
+        and stay the same whatever records are loaded."""
+        return list(self._simulators[vendor].agents)
 
     def store(self, vendor: Vendor) -> Any:
         """The vendor's rows as the simulator serves them (call ``changed()`` after editing):
         Agentex trackers by id, xpander and orq task lists by agent, Subnoto's one list."""
-        return self._stores[vendor]
+        return self._simulators[vendor].data
+
+    def load(self, data: Mapping[Vendor, Sequence[Row]]) -> None:
+        """Serve exactly these records (vendor JSON, as each list shows them) for the vendors
+        named; the others keep theirs. Listings cached by the simulators are dropped."""
+        for vendor, records in data.items():
+            self._simulators[vendor].load(records)
 
     def advance(self, n: int = DEFAULT_STEPS) -> int:
         """Move up to ``n`` live tasks of every vendor one status step on, updated now."""
-        return sum(step(n) for step in self._advance)
+        return sum(simulator.advance(n) for simulator in self._simulators.values())
 
 
 async def serve_sandbox(sandbox: Sandbox, host: str, port: int) -> None:

@@ -13,7 +13,7 @@ import re
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
@@ -84,6 +84,35 @@ class Views:
         with self._lock:
             self._generation += 1
             self._cache.clear()
+
+
+def page_slice(
+    rows: Sequence[T], start: int, stop: int, knobs: Knobs, tie: Callable[[T], Any]
+) -> list[T]:
+    """``rows[start:stop]`` of a listing sorted by ``tie``. With the ``shuffle_ties`` knob on,
+    rows tied on ``tie`` come in a new order on every request, as a database sorting on a
+    key with no unique tiebreaker may return them: a tied row can move across a page
+    boundary between two reads. Only the tie groups the page touches are shuffled."""
+    if not knobs.shuffle_ties or start >= len(rows) or stop <= start:
+        return list(rows[start:stop])
+    stop = min(stop, len(rows))
+    low, high = start, stop
+    first, last = tie(rows[start]), tie(rows[stop - 1])
+    while low > 0 and tie(rows[low - 1]) == first:
+        low -= 1
+    while high < len(rows) and tie(rows[high]) == last:
+        high += 1
+    region: list[T] = []
+    group: list[T] = []
+    for row in rows[low:high]:
+        if group and tie(row) != tie(group[0]):
+            knobs.rng.shuffle(group)
+            region += group
+            group = []
+        group.append(row)
+    knobs.rng.shuffle(group)
+    region += group
+    return region[start - low : stop - low]
 
 
 @dataclass(frozen=True)

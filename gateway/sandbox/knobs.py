@@ -1,6 +1,12 @@
 """Fault and latency knobs, per-endpoint request counters, the ASGI middleware applying them,
 and the ``/_sandbox/`` control routes that turn them from another process.
 
+``per_minute`` is orq's plan limit as its rate-limit page describes it (a rolling 60-second
+window; refusals are 429 with ``Retry-After``, ``X-RateLimit-Limit``, ``X-RateLimit-Remaining``
+and ``X-RateLimit-Reset``, the last in Unix seconds), available on every vendor.
+``shuffle_ties`` is read by the offset-paged simulators: rows tied on the sort key come back
+in another order on each request, as a database without a tiebreaker may return them.
+
 Knobs are plain attributes so a test can set one between two calls; the middleware reads
 them afresh on every request. Randomness comes from the knobs' own seeded ``Random``, so a
 run with a given rate fails the same requests every time.
@@ -9,8 +15,10 @@ run with a given rate fails the same requests every time.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
-from collections import Counter
+import time
+from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from http import HTTPStatus
@@ -30,6 +38,40 @@ ErrorBody = Callable[[Request, int, str], Response]
 """A vendor's error answer: ``(request, status, message) -> Response`` in its own shape."""
 
 
+class RollingWindow:
+    """The moments of the requests let through in the last 60 seconds: what a rolling
+    per-minute limit counts. Refused requests are not counted, and setting the limit (the
+    ``per_minute`` knob) starts from an empty window, so a test knows what it starts with."""
+
+    SECONDS = 60.0
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._seen: deque[float] = deque()
+
+    def restart(self) -> None:
+        self._seen.clear()
+
+    def admit(self, limit: int) -> tuple[bool, dict[str, str]]:
+        """Whether one more request fits under ``limit``, and the headers telling so."""
+        now = self.clock()
+        while self._seen and self._seen[0] <= now - self.SECONDS:
+            self._seen.popleft()
+        admitted = len(self._seen) < limit
+        if admitted:
+            self._seen.append(now)
+        wait = self._seen[0] + self.SECONDS - now if len(self._seen) >= limit else 0.0
+        reset = self._seen[0] + self.SECONDS - now if self._seen else 0.0
+        headers = {
+            "x-ratelimit-limit": str(limit),
+            "x-ratelimit-remaining": str(max(0, limit - len(self._seen))),
+            "x-ratelimit-reset": str(math.ceil(time.time() + reset)),
+        }
+        if not admitted:
+            headers["retry-after"] = str(max(1, math.ceil(wait)))
+        return admitted, headers
+
+
 @dataclass
 class Knobs:
     """What a simulator does to the requests it receives. Rates are shares from 0 to 1."""
@@ -43,7 +85,15 @@ class Knobs:
     timeout_rate: float = 0.0  # never answers while the client waits
     malformed_rate: float = 0.0  # 200 with a truncated JSON body
     fail_next: int = 0  # the next N requests fail with error_status, whatever the rates
+    per_minute: int = 0  # a plan limit: at most N requests in any 60 s (0: none)
+    shuffle_ties: bool = False  # rows tied on the sort key in a new order on every request
     rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
+    window: RollingWindow = field(default_factory=RollingWindow, repr=False, compare=False)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if name == "per_minute" and "window" in self.__dict__:
+            self.window.restart()
 
     def settings(self) -> dict[str, Any]:
         """The knob values (without the random generator), as the control route shows them."""
@@ -63,13 +113,19 @@ class Knobs:
         return max(0.0, self.latency_ms + jitter) / 1000
 
 
-KNOB_TYPES: dict[str, type] = {f.name: type(f.default) for f in fields(Knobs) if f.name != "rng"}
+KNOB_TYPES: dict[str, type] = {
+    f.name: type(f.default) for f in fields(Knobs) if f.name not in ("rng", "window")
+}
 
 
-def _checked(name: str, value: Any) -> int | float:
+def _checked(name: str, value: Any) -> int | float | bool:
     kind = KNOB_TYPES.get(name)
     if kind is None:
         raise ValueError(f"unknown knob {name!r}; knobs: {', '.join(KNOB_TYPES)}")
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"knob {name!r} takes true or false, not {value!r}")
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"knob {name!r} takes a number, not {value!r}")
     if kind is int and value != int(value):
@@ -96,7 +152,8 @@ def is_control(scope: Scope) -> bool:
 
 class FaultMiddleware:
     """Counts each request under its route template, then plays the knobs in a fixed order:
-    latency, hang, 429, injected error, truncated body. Control routes pass untouched."""
+    latency, hang, plan limit, 429, injected error, truncated body. Control routes pass
+    untouched."""
 
     def __init__(
         self,
@@ -129,6 +186,14 @@ class FaultMiddleware:
             if not await _client_gone(receive):
                 await self._injected(Request(scope), 504)(scope, receive, send)
             return
+        if knobs.per_minute > 0:
+            admitted, limit_headers = knobs.window.admit(knobs.per_minute)
+            if not admitted:
+                refused = self._injected(Request(scope), 429, "Rate limit exceeded")
+                refused.headers.update(limit_headers)
+                await refused(scope, receive, send)
+                return
+            send = _with_headers(send, limit_headers)
         fault = self._fault(Request(scope))
         if fault is not None:
             await fault(scope, receive, send)
@@ -155,8 +220,21 @@ class FaultMiddleware:
             return self._injected(request, knobs.error_status)
         return None
 
-    def _injected(self, request: Request, status: int) -> Response:
-        return self.error(request, status, f"{HTTPStatus(status).phrase} (sandbox fault)")
+    def _injected(self, request: Request, status: int, message: str | None = None) -> Response:
+        message = message or f"{HTTPStatus(status).phrase} (sandbox fault)"
+        return self.error(request, status, message)
+
+
+def _with_headers(send: Send, headers: Mapping[str, str]) -> Send:
+    """A ``send`` that adds ``headers`` to the answer's start."""
+    extra = [(k.encode(), v.encode()) for k, v in headers.items()]
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), *extra]}
+        await send(message)
+
+    return sending
 
 
 async def _client_gone(receive: Receive) -> bool:

@@ -10,15 +10,22 @@ Errors: the seed page shows none, so the body follows orq's error reference
 parameters (a limit out of range or not a whole number, a cursor that is not a ULID, both
 cursors at once, an unknown status) are 400 ``invalid_request_body``, the generic
 validation code it lists; no Authorization header is 401 ``authentication_required``, a
-wrong key 401 ``invalid_api_key``; an unknown agent key has no tasks.
+wrong key 401 ``invalid_api_key``; an unknown agent key has no tasks. The ``per_minute``
+knob plays the workspace's plan limit (429 with the rate-limit headers).
+
+The list item has no status field: the filter's values are derived from ``state`` with the
+precedence VENDORS.md gives (``derived_status``), written here from that page.
 """
 
 from __future__ import annotations
 
 import bisect
 import heapq
+import random
 import re
+from datetime import datetime, timedelta
 from functools import partial
+from operator import itemgetter
 
 from starlette.applications import Starlette
 from starlette.datastructures import QueryParams
@@ -26,10 +33,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.core.statuses import ORQ_STATUS_MAP, orq_status
+from gateway.core.records import Vendor
 from gateway.sandbox.common import ApiKey, json_response, vendor_app
-from gateway.sandbox.data import AgentTasks, Row, iso_milli
+from gateway.sandbox.data import (
+    AGENTS_PER_VENDOR,
+    TOPICS,
+    AgentTasks,
+    Row,
+    iso_milli,
+    ulid,
+    uuid4,
+)
 from gateway.sandbox.knobs import Knobs
+from gateway.sandbox.simulator import Setup, StoreSimulator
 
 DOCS = "https://docs.orq.ai/errors/"
 CODES = {
@@ -49,14 +65,120 @@ CODES = {
 }
 ULID = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}", re.IGNORECASE)
 LIMIT = re.compile(r"\s*\d{1,9}\s*")
-STATUSES = tuple(ORQ_STATUS_MAP)
+STATUSES = ("inactive", "approval_required", "in_progress", "errored")
+AGENT_KEYS = ("support-triage", "invoice-extractor", "research-assistant")
+STATES: list[Row] = [  # one of each derived status, and an error beside each flag
+    {"waiting_for_approval": False, "inactive": False, "error": None},  # in_progress
+    {"waiting_for_approval": True, "inactive": False, "error": None},  # approval_required
+    {"waiting_for_approval": False, "inactive": True, "error": None},  # inactive
+    {"waiting_for_approval": False, "inactive": True, "error": "Tool call failed: HTTP 503"},
+    {"waiting_for_approval": True, "inactive": False, "error": "Model timed out after 300s"},
+]
+
+
+def derived_status(state: Row) -> str:
+    """The filter value of a task: ``error`` set is errored, else ``waiting_for_approval``
+    is approval_required, else ``inactive`` is inactive, else in_progress."""
+    if state.get("error"):
+        return "errored"
+    if state.get("waiting_for_approval"):
+        return "approval_required"
+    return "inactive" if state.get("inactive") else "in_progress"
+
+
+class OrqStore(AgentTasks):
+    """Tasks per agent key, each list newest first by ``_id`` (a ULID: creation order)."""
+
+    def put(self, records: list[Row]) -> None:
+        self.file(records, lambda t: t["agent_manifest_snapshot"]["key"], itemgetter("_id"))
+
+
+class Orq(StoreSimulator):
+    """The orq simulator (see the module docstring)."""
+
+    vendor = Vendor.ORQ
+
+    def __init__(self, setup: Setup) -> None:
+        agents = list(AGENT_KEYS[:AGENTS_PER_VENDOR])
+        store = OrqStore(setup.clock, agents)
+        store.put(generate(agents, setup))
+        app = create_app(store, setup.knobs, setup.secret)
+        super().__init__(setup, agents, store, app, partial(advance, store))
+
+
+def generate(agents: list[str], setup: Setup) -> list[Row]:
+    rng, moments = setup.rng("data"), setup.moments
+    workspace, project = uuid4(rng), uuid4(rng)
+    people = [uuid4(rng) for _ in range(3)]
+    manifests = {agent: manifest(agent, project, rng, moments.now) for agent in agents}
+    tasks: list[Row] = []
+    for i in range(setup.size):
+        agent = agents[i % len(agents)]
+        created = moments.created(i, rng)
+        prompt, completion = 200 + int(rng.random() * 5800), 50 + int(rng.random() * 2450)
+        input_cost, output_cost = round(prompt * 2.5e-6, 6), round(completion * 1e-5, 6)
+        person = people[i % len(people)]
+        tasks.append(
+            {
+                "_id": ulid(created, rng),
+                "agent_manifest_snapshot": manifests[agent],
+                "created_by_id": person,
+                "updated_by_id": person,
+                "created": iso_milli(created),
+                "updated": iso_milli(moments.updated(i, created, rng)),
+                "name": f"{TOPICS[i % len(TOPICS)]} #{2000 + i}",
+                "workspace_id": workspace,
+                "memory": {"entity_id": f"customer-{i % 17}"},
+                "metadata": {"channel": ("email", "chat", "api")[i % 3]} if i % 2 else {},
+                "state": {
+                    **STATES[i % len(STATES)],
+                    "iteration": 1 + int(rng.random() * 9),
+                    "accumulated_execution_time": round(rng.uniform(0.4, 240), 3),
+                },
+                "metrics": {
+                    "input_cost": input_cost,
+                    "output_cost": output_cost,
+                    "total_cost": round(input_cost + output_cost, 6),
+                    "prompt_tokens": prompt,
+                    "completion_tokens": completion,
+                    "total_tokens": prompt + completion,
+                },
+            }
+        )
+    return tasks
+
+
+def manifest(agent: str, project: str, rng: random.Random, now: datetime) -> Row:
+    """The agent's configuration when its tasks ran (one version per agent here)."""
+    return {
+        "_id": ulid(now - timedelta(days=30), rng),
+        "key": agent,
+        "role": agent.replace("-", " ").title(),
+        "description": f"The {agent} agent",
+        "instructions": "Answer briefly; ask before any refund.",
+        "system_prompt": "You are a careful assistant.",
+        "model": {
+            "id": "openai/gpt-4o",
+            "integration_id": ulid(now - timedelta(days=60), rng),
+            "fallback_models": ["anthropic/claude-3-5-sonnet"],
+            "max_tokens": 4096,
+            "temperature": 0.2,
+        },
+        "settings": {
+            "max_execution_time": 300,
+            "max_iterations": 15,
+            "tool_approval_required": "respect_tool",
+            "tools": [],
+        },
+        "project_id": project,
+    }
 
 
 class BadQuery(ValueError):
     """A query parameter orq refuses (400)."""
 
 
-def create_app(store: AgentTasks, knobs: Knobs, credentials: str | None) -> Starlette:
+def create_app(store: OrqStore, knobs: Knobs, credentials: str | None) -> Starlette:
     return vendor_app(
         [Route("/v2/agents/{agent_key}/tasks", partial(list_tasks, store), methods=["GET"])],
         knobs=knobs,
@@ -84,7 +206,7 @@ def unauthorized(request: Request) -> Response:
     return body(401, "invalid_api_key", "The provided API key is invalid.")
 
 
-async def list_tasks(store: AgentTasks, request: Request) -> Response:
+async def list_tasks(store: OrqStore, request: Request) -> Response:
     try:
         limit, after, before, wanted = _query(request.query_params)
     except BadQuery as exc:
@@ -92,7 +214,8 @@ async def list_tasks(store: AgentTasks, request: Request) -> Response:
     agent = request.path_params["agent_key"]
 
     def build() -> tuple[list[Row], list[str]]:
-        rows = [t for t in store.get(agent, []) if not wanted or orq_status(t["state"]) in wanted]
+        listing = store.get(agent, [])
+        rows = [t for t in listing if not wanted or derived_status(t["state"]) in wanted]
         return rows, [t["_id"] for t in reversed(rows)]  # rows newest first; ids ascending
 
     rows, ascending = store.views.get(("list", agent, wanted), build)
@@ -128,14 +251,14 @@ def _query(params: QueryParams) -> tuple[int, str | None, str | None, frozenset[
     )
 
 
-def advance(store: AgentTasks, count: int) -> int:
+def advance(store: OrqStore, count: int) -> int:
     """Move up to ``count`` live tasks one step on, the longest untouched first: an approval
     arrives (approval_required to in_progress) or a run ends (in_progress to inactive)."""
     live = (
         t
         for tasks in store.values()
         for t in tasks
-        if orq_status(t["state"]) in ("approval_required", "in_progress")
+        if derived_status(t["state"]) in ("approval_required", "in_progress")
     )
     moving = heapq.nsmallest(count, live, key=lambda t: (t["updated"], t["_id"]))
     now = iso_milli(store.clock.now())

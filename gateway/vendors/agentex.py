@@ -2,13 +2,18 @@
 
 A tracker's ``status`` is free-form (mapped case-insensitively, extensible by the operator),
 and the list has no total: a page shorter than ``limit`` is the last. Agentex sorts by any
-column server-side, so every listing streams in the query's own order.
+column server-side (Postgres: ``ORDER BY <order_by> dir, updated_at dir, created_at dir``,
+no NULLS clause, no id tiebreaker, ``page_number`` an offset), so every listing streams in
+the query's own order, with two caveats the merge handles: a null ``updated_at`` comes
+*first* in ``desc`` (``Source.nulls_first``), and tied rows may swap places between two
+requests (``PageWindows``; ``limit`` has no maximum).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -30,9 +35,11 @@ from gateway.vendors.base import (
     Credentials,
     ListQuery,
     PageToken,
+    PageWindows,
     Source,
     SourcePage,
     VendorSettings,
+    offset_page,
     params_tuple,
     parse_time,
     raise_for_status,
@@ -78,23 +85,37 @@ class AgentexConnector(Connector):
             "task_id": query.native_id,
         }
         agents = sorted(query.agent_ids) if query.agent_ids is not None else [None]
+        # ``created_at`` is never null (a tracker without it is unreadable), so only an
+        # ``updated_at`` order in ``desc`` puts nulls first.
+        nulls_first = query.order.field is OrderField.UPDATED_AT and query.order.descending
         return [
-            Source(self.vendor, PATH, params_tuple(agent_id=agent, **common), ordered=True)
+            Source(
+                self.vendor,
+                PATH,
+                params_tuple(agent_id=agent, **common),
+                ordered=True,
+                nulls_first=nulls_first,
+            )
             for agent in agents
         ]
+
+    def windows(self, source: Source) -> PageWindows:
+        """Rows tie when equal on every ``ORDER BY`` column (``<order_by>, updated_at,
+        created_at``, so the two times); ``limit`` has no maximum."""
+        return PageWindows(self.page_size, None, _both_times)
 
     async def fetch_page(
         self, source: Source, token: PageToken, credentials: Credentials | None = None
     ) -> SourcePage:
-        page = 1 if token is None else int(token)
-        params = {**dict(source.params), "limit": self.page_size, "page_number": page}
+        page, limit = offset_page(token, self.page_size)
+        params = {**dict(source.params), "limit": limit, "page_number": page}
         body = await self.request_json("GET", PATH, credentials=credentials, params=params)
         if not isinstance(body, list):
             raise UpstreamBadResponseError(self.vendor, BAD_SHAPE)
         records, skipped = self.normalize(body, lambda item: _to_record(item, self.status_map))
         return SourcePage(
             records,
-            next_token=page + 1 if len(body) >= self.page_size else None,
+            next_token=page + 1 if len(body) >= limit else None,
             skipped=skipped,
         )
 
@@ -172,6 +193,10 @@ class AgentexConnector(Connector):
             raise UpstreamBadResponseError(self.vendor, BAD_SHAPE) from exc
 
 
+def _both_times(record: TaskRecord) -> tuple[datetime | None, datetime | None]:
+    return record.updated_at, record.created_at
+
+
 def _to_record(item: dict[str, Any], status_map: Mapping[str, TaskStatus]) -> TaskRecord:
     tracker = _to_tracker(item, status_map)
     return TaskRecord(
@@ -184,7 +209,7 @@ def _to_record(item: dict[str, Any], status_map: Mapping[str, TaskStatus]) -> Ta
         title=None,
         summary=tracker.status_reason,
         created_at=tracker.created_at,
-        updated_at=tracker.updated_at or tracker.created_at,
+        updated_at=tracker.updated_at,  # null stays null: it sorts last, never as created_at
         tracker=tracker,
         raw=item,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -19,6 +19,7 @@ import httpx
 import orjson
 
 from gateway.core.errors import (
+    InvalidCursorError,
     UpstreamAuthError,
     UpstreamBadResponseError,
     UpstreamError,
@@ -82,11 +83,20 @@ class ListQuery:
             and record.triggering_agent_id != self.triggering_agent_id
         ):
             return False
-        if self.updated_after is not None and record.updated_at < self.updated_after:
-            return False
-        if self.updated_before is not None and record.updated_at >= self.updated_before:
-            return False
+        if self.updated_after is not None or self.updated_before is not None:
+            # A time filter never matches a task whose update time is unknown.
+            updated = record.updated_at
+            if updated is None:
+                return False
+            if self.updated_after is not None and updated < self.updated_after:
+                return False
+            if self.updated_before is not None and updated >= self.updated_before:
+                return False
         return self.native_id is None or record.native_id == self.native_id
+
+    @property
+    def has_time_filter(self) -> bool:
+        return self.updated_after is not None or self.updated_before is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,12 +106,16 @@ class Source:
     ``ordered`` is True when the vendor returns this listing in the query's order, so the
     merge can stream it page by page; otherwise the merge reads it whole and sorts it.
     ``params`` is everything that identifies the listing; it is part of the cache key.
+    ``nulls_first``: the vendor lists tasks without the sort time *before* the others in
+    this order (Agentex ``desc``: Postgres' default), the opposite of the gateway's rule
+    (missing times last); the merge then reads the listing as two parts.
     """
 
     vendor: Vendor
     path: str
     params: tuple[tuple[str, str], ...]
     ordered: bool
+    nulls_first: bool = False
 
     @property
     def key(self) -> str:
@@ -118,6 +132,41 @@ class SourcePage:
     total: int | None = None
     skipped: int = 0
     """Items the connector could not normalize (reported, never fatal)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PageWindows:
+    """How an offset-paged listing (``page`` number and ``limit``) can be re-read.
+
+    Rows tied on every column the vendor sorts by (``tie_key``) may come back in another
+    order on each request, so a tie group that straddles a page boundary can lose or repeat
+    a row between two page reads. The merge then reads the whole group again in one
+    response: a page of ``limit`` rows (at most ``max_limit``, None: no maximum) that
+    covers it, asked for with the token ``window_token(page, limit)``.
+    """
+
+    page_size: int
+    max_limit: int | None
+    tie_key: Callable[[TaskRecord], Hashable]
+
+
+def window_token(page: int, limit: int) -> str:
+    """The page token of page ``page`` read with ``limit`` rows a page."""
+    return f"{page}x{limit}"
+
+
+def offset_page(token: PageToken, page_size: int) -> tuple[int, int]:
+    """``(page, limit)`` of an offset-paged token: None (page 1), a page number, or a
+    ``window_token``. A token from a forged cursor is INVALID_CURSOR, never a crash."""
+    if token is None:
+        return 1, page_size
+    if isinstance(token, int) and not isinstance(token, bool) and token >= 1:
+        return token, page_size
+    if isinstance(token, str):
+        page, _, limit = token.partition("x")
+        if page.isdigit() and limit.isdigit() and int(page) >= 1 and int(limit) >= 1:
+            return int(page), int(limit)
+    raise InvalidCursorError("the cursor is malformed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +216,11 @@ class Connector(abc.ABC):
 
         An empty list means this vendor cannot hold a match and is not called at all.
         """
+
+    def windows(self, source: Source) -> PageWindows | None:
+        """How ``source`` can be re-read around a tie group; None: it is not offset-paged
+        (a cursor such as orq's ``starting_after`` cannot move a row across a boundary)."""
+        return None
 
     @abc.abstractmethod
     async def fetch_page(

@@ -103,9 +103,9 @@ def _to_record(item: dict[str, Any], agent: str) -> TaskRecord:
     state = item.get("state") or {}
     derived = orq_status(state)
     created = parse_time(_text(item, "created"))
-    updated = parse_time(_text(item, "updated")) or created
-    if updated is None:
-        raise ValueError("created and updated")
+    if created is None:
+        raise ValueError("created")  # the listing's own order: without it, unplaceable
+    updated = parse_time(_text(item, "updated"))  # null stays null (sorts last)
     return TaskRecord(
         vendor=Vendor.ORQ,
         native_id=native_id,

@@ -1,14 +1,20 @@
 """Subnoto: the team's agent tasks (no agents at all), each as its latest report.
 
-The list is sorted by the latest report's time, which is our ``updated_at``; Subnoto
-publishes no creation time, and a task without one sorts by ``updated_at`` for
-``CREATED_AT`` too (``TaskRecord.sort_time``), so the one listing streams in every order.
+The list is sorted by the latest report's time, which is our ``updated_at``. Subnoto
+publishes no creation time: ``createdAt`` is null and, by the rule for missing times, every
+Subnoto task sorts after the dated ones in ``CREATED_AT`` order, both ways (among
+themselves, in the listing's own order, which is as good as any between equal nulls).
+
+In production the enclave is reached through Subnoto's API proxy container
+(``subnoto/api-proxy``, port 8080), which does the attestation and the encrypted tunnel;
+the key is ``ACCESS_KEY:SECRET_KEY`` sent as ``Authorization: Bearer ACCESS_KEY:SECRET_KEY``.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from gateway.core.errors import UpstreamBadResponseError
 from gateway.core.ids import TASK, encode_id
@@ -19,24 +25,45 @@ from gateway.vendors.base import (
     Credentials,
     ListQuery,
     PageToken,
+    PageWindows,
     Source,
     SourcePage,
+    offset_page,
     params_tuple,
     parse_time,
 )
 
 PATH = "/public/agent-task/list"
 BAD_SHAPE = "subnoto answered with an unexpected shape"
+MAX_LIMIT = 50
+"""Subnoto's maximum ``limit``."""
+ENCLAVE_DOMAIN = "subnoto.com"
 
 
 def default_credentials(secret: str) -> Credentials:
-    """Subnoto takes ``Authorization: Bearer <api key>``."""
+    """Subnoto takes ``Authorization: Bearer ACCESS_KEY:SECRET_KEY``: the configured key is
+    the two parts joined by a colon, sent as they are."""
     return Credentials(secret, "Authorization", "Bearer")
+
+
+def enclave_warning(base_url: str) -> str | None:
+    """One start-up line when ``base_url`` points at Subnoto's enclave itself (a host under
+    subnoto.com): the enclave takes no plain REST calls, so every call would fail. None for
+    anything else (the proxy's own address, the sandbox)."""
+    host = (urlsplit(base_url).hostname or "").lower().rstrip(".")
+    if host != ENCLAVE_DOMAIN and not host.endswith("." + ENCLAVE_DOMAIN):
+        return None
+    return (
+        f"vendors.subnoto.base_url points at Subnoto's enclave ({host}), which does not take "
+        "plain REST calls: run the subnoto/api-proxy container (port 8080) beside the gateway "
+        "and set base_url to it, e.g. http://subnoto-proxy:8080 "
+        "(subnoto.com/documentation/developers/encryption-proxy)"
+    )
 
 
 class SubnotoConnector(Connector):
     vendor = Vendor.SUBNOTO
-    page_size = 50  # Subnoto's maximum ``limit``
+    page_size = MAX_LIMIT
     exact_filters: ClassVar[frozenset[str]] = frozenset({"statuses"})
 
     def sources(self, query: ListQuery) -> list[Source]:
@@ -57,15 +84,20 @@ class SubnotoConnector(Connector):
             Source(self.vendor, PATH, params_tuple(stateFilter=states, sortOrder=direction), True)
         ]
 
+    def windows(self, source: Source) -> PageWindows:
+        """Sorted by the latest report's time only: reports of the same millisecond tie."""
+        return PageWindows(self.page_size, MAX_LIMIT, lambda r: r.updated_at)
+
     async def fetch_page(
         self, source: Source, token: PageToken, credentials: Credentials | None = None
     ) -> SourcePage:
         params = dict(source.params)
         states = params["stateFilter"].split(",") if "stateFilter" in params else []
+        page, limit = offset_page(token, self.page_size)
         request = {
             "stateFilter": states,
-            "page": 1 if token is None else int(token),
-            "limit": self.page_size,
+            "page": page,
+            "limit": limit,
             "sortOrder": params["sortOrder"],
         }
         body = await self.request_json("POST", PATH, credentials=credentials, json=request)

@@ -19,13 +19,17 @@ from gateway.vendors.base import (
     Credentials,
     ListQuery,
     PageToken,
+    PageWindows,
     Source,
     SourcePage,
+    offset_page,
     params_tuple,
     parse_time,
 )
 
 BAD_SHAPE = "xpander answered with an unexpected shape"
+MAX_PER_PAGE = 50
+"""xpander's maximum ``per_page``."""
 NATIVE_ORDER = Order(OrderField.CREATED_AT, Direction.DESC)
 """The only order xpander lists in; a listing wanted in another is read whole and sorted."""
 
@@ -37,7 +41,7 @@ def default_credentials(secret: str) -> Credentials:
 
 class XpanderConnector(Connector):
     vendor = Vendor.XPANDER
-    page_size = 50  # xpander's maximum ``per_page``
+    page_size = MAX_PER_PAGE
     exact_filters: ClassVar[frozenset[str]] = frozenset(
         {"statuses", "agent_ids", "user_id", "parent_task_id", "triggering_agent_id"}
     )
@@ -63,11 +67,16 @@ class XpanderConnector(Connector):
             for status in statuses
         ]
 
+    def windows(self, source: Source) -> PageWindows:
+        """Newest created first, so tasks created at the same instant tie; ``per_page`` is
+        at most 50."""
+        return PageWindows(self.page_size, MAX_PER_PAGE, lambda r: r.created_at)
+
     async def fetch_page(
         self, source: Source, token: PageToken, credentials: Credentials | None = None
     ) -> SourcePage:
-        page = 1 if token is None else int(token)
-        params = {**dict(source.params), "page": page, "per_page": self.page_size}
+        page, per_page = offset_page(token, self.page_size)
+        params = {**dict(source.params), "page": page, "per_page": per_page}
         body = await self.request_json("GET", source.path, credentials=credentials, params=params)
         if not isinstance(body, dict):
             raise UpstreamBadResponseError(self.vendor, BAD_SHAPE)
@@ -88,9 +97,9 @@ def _to_record(item: dict[str, Any]) -> TaskRecord:
     native_id = _required(item, "id")
     agent_id = _required(item, "agent_id")
     created = parse_time(_text(item, "created_at"))
-    updated = parse_time(_text(item, "updated_at")) or created
-    if updated is None:
-        raise ValueError("created_at and updated_at")
+    if created is None:
+        raise ValueError("created_at")  # the listing's own order: without it, unplaceable
+    updated = parse_time(_text(item, "updated_at"))  # null stays null (sorts last)
     vendor_status = _text(item, "status")
     return TaskRecord(
         vendor=Vendor.XPANDER,

@@ -10,6 +10,8 @@ Rows stream as the vendors' pages arrive; an export reads the vendors now (never
 never stale data) and does not fill the cache. A
 vendor that fails before the first row gives a 502 with a GraphQL-style error; one that
 fails later aborts the stream, so a BI tool never mistakes a partial table for a whole one.
+``/export/tasks.parquet`` (``export_parquet.py``) reads the same records (``export_records``)
+and writes the same columns (``typed_row``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from gateway.core.context import RequestState
 from gateway.core.errors import BadInputError, GatewayError
 from gateway.core.records import Direction, Order, OrderField, TaskRecord, TaskStatus, Vendor
 from gateway.core.service import TaskService
+from gateway.graph.inputs import checked_ids, client_time
 from gateway.vendors.base import ListQuery
+from gateway.web.credentials import forwarded_credentials
 from gateway.web.errors import graphql_error_response
 
 COLUMNS = (
@@ -57,7 +61,9 @@ class ExportAborted(Exception):
     """A vendor failed after rows were sent; the response must not end as if complete."""
 
 
-def row(record: TaskRecord) -> tuple[Any, ...]:
+def typed_row(record: TaskRecord) -> tuple[Any, ...]:
+    """The record's ``COLUMNS``, typed: times as aware datetimes (or None), costs as floats,
+    token counts as ints. Every format writes these, each in its own types."""
     metrics = record.metrics
     return (
         record.global_id,
@@ -68,8 +74,8 @@ def row(record: TaskRecord) -> tuple[Any, ...]:
         record.vendor_status,
         record.title,
         record.summary,
-        _iso(record.created_at),
-        _iso(record.updated_at),
+        record.created_at,
+        record.updated_at,
         record.user_id,
         record.parent_native_id,
         record.triggering_agent_id,
@@ -77,6 +83,11 @@ def row(record: TaskRecord) -> tuple[Any, ...]:
         metrics.total_cost if metrics else None,
         metrics.total_tokens if metrics else None,
     )
+
+
+def row(record: TaskRecord) -> tuple[Any, ...]:
+    """The record's ``COLUMNS`` as text formats show them: times as UTC ISO strings."""
+    return tuple(_iso(v) if isinstance(v, datetime) else v for v in typed_row(record))
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -110,16 +121,7 @@ def _enum(enum: Any, values: list[str] | None, name: str) -> list[Any] | None:
 
 
 def _time(request: Request, name: str) -> datetime | None:
-    raw = request.query_params.get(name)
-    if not raw:
-        return None
-    try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise BadInputError(f"`{name}` is not an ISO-8601 time") from None
-    if value.tzinfo is None:
-        raise BadInputError(f"`{name}` needs a timezone, e.g. 2026-01-01T00:00:00Z")
-    return value.astimezone(UTC)
+    return client_time(request.query_params.get(name), name)
 
 
 def parse_query(request: Request) -> tuple[ListQuery, list[Vendor] | None]:
@@ -137,7 +139,7 @@ def parse_query(request: Request) -> tuple[ListQuery, list[Vendor] | None]:
         updated_before=_time(request, "updatedBefore"),
         order=Order(order_field[0], direction[0]),  # type: ignore[index]
     )
-    return query, _enum(Vendor, _list(request, "vendors"), "vendors")
+    return checked_ids(query), _enum(Vendor, _list(request, "vendors"), "vendors")
 
 
 FORMATS: dict[str, tuple[Callable[[tuple[Any, ...]], str | bytes], str, str | None]] = {
@@ -146,45 +148,70 @@ FORMATS: dict[str, tuple[Callable[[tuple[Any, ...]], str | bytes], str, str | No
 }
 
 
-def export_routes(service: TaskService) -> list[Route]:
+async def export_records(
+    request: Request, service: TaskService, forward_credentials: bool
+) -> AsyncIterator[TaskRecord] | Response:
+    """The records an export request asks for, as the vendors' pages arrive; or the error
+    response to send instead: 400 for bad parameters, 502 for a vendor failing before the
+    first record. A vendor failing later raises ``ExportAborted`` from the iterator, so the
+    response ends without its final chunk. Shared by every export format."""
+    try:
+        query, vendors = parse_query(request)
+    except BadInputError as exc:
+        return graphql_error_response(400, exc.message, exc.code)
+    state = RequestState(
+        credentials=forwarded_credentials(request.headers, forward_credentials),
+        bypass_cache=True,
+        cache_store=False,
+    )
+    records = service.stream(service.plan(query, vendors), state, batch=BATCH)
+    try:
+        first = await anext(records, None)
+    except GatewayError as exc:
+        return graphql_error_response(502, exc.message, exc.code)
+    if state.errors:
+        error = state.errors[0]
+        return graphql_error_response(
+            502, f"{error.message}; the export would be incomplete", error.code
+        )
+
+    async def checked() -> AsyncIterator[TaskRecord]:
+        if first is None:
+            return
+        yield first
+        async for record in records:
+            if state.errors:
+                raise ExportAborted(state.errors[0].message)
+            yield record
+        if state.errors:
+            raise ExportAborted(state.errors[0].message)
+
+    return checked()
+
+
+def attachment(fmt: str) -> dict[str, str]:
+    return {"content-disposition": f'attachment; filename="tasks.{fmt}"'}
+
+
+def export_routes(service: TaskService, forward_credentials: bool = False) -> list[Route]:
+    """The export routes; with ``forward_credentials`` they read the vendors with the
+    caller's ``X-Vendor-Key-*`` keys, as ``/graphql`` does."""
+
     def endpoint(fmt: str) -> Callable[[Request], Awaitable[Response]]:
         encode, media_type, header = FORMATS[fmt]
 
         async def export(request: Request) -> Response:
-            try:
-                query, vendors = parse_query(request)
-            except BadInputError as exc:
-                return graphql_error_response(400, exc.message, exc.code)
-            state = RequestState(bypass_cache=True, cache_store=False)
-            records = service.stream(service.plan(query, vendors), state, batch=BATCH)
-            try:
-                first = await anext(records, None)
-            except GatewayError as exc:
-                return graphql_error_response(502, exc.message, exc.code)
-            if state.errors:
-                error = state.errors[0]
-                return graphql_error_response(
-                    502, f"{error.message}; the export would be incomplete", error.code
-                )
+            records = await export_records(request, service, forward_credentials)
+            if isinstance(records, Response):
+                return records
 
             async def body() -> AsyncIterator[str | bytes]:
                 if header is not None:
                     yield header
-                if first is None:
-                    return
-                yield encode(row(first))
                 async for record in records:
-                    if state.errors:
-                        raise ExportAborted(state.errors[0].message)
                     yield encode(row(record))
-                if state.errors:
-                    raise ExportAborted(state.errors[0].message)
 
-            return StreamingResponse(
-                body(),
-                media_type=media_type,
-                headers={"content-disposition": f'attachment; filename="tasks.{fmt}"'},
-            )
+            return StreamingResponse(body(), media_type=media_type, headers=attachment(fmt))
 
         return export
 

@@ -3,8 +3,12 @@
 - ``application/graphql-response+json`` when the client accepts it, with a 4xx status for a
   request that fails before execution (unparsable, invalid, bad variables);
   ``application/json`` otherwise, always 200 for a well-formed request.
-- A request Strawberry refuses outright (bad JSON body, no query) still gets a GraphQL-shaped
-  JSON error with an ``extensions.code``, never plain text; a mutation over GET is 405.
+- A request refused before GraphQL runs (``graphql_request``: a POST that is not
+  ``application/json`` is 415, a body that is not one well-typed JSON request is 400) or that
+  Strawberry refuses outright (no query) still gets a GraphQL-shaped JSON error with an
+  ``extensions.code``, never plain text; a mutation over GET, or any other method, is 405.
+  The content type is judged before the response cache, so a hit never answers a request
+  that a miss would refuse.
 - GraphiQL on GET from a browser.
 """
 
@@ -20,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
+from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 
 from gateway.core.context import RequestState
@@ -27,8 +32,16 @@ from gateway.core.poller import TaskPoller
 from gateway.core.service import TaskService
 from gateway.graph.context import GraphContext
 from gateway.observability import Observer
-from gateway.web.credentials import caller_credentials
+from gateway.web.auth import ide_request
+from gateway.web.credentials import forwarded_credentials
+from gateway.web.errors import RequestRefused, graphql_error_response
 from gateway.web.graphiql import graphiql_page
+from gateway.web.graphql_request import (
+    check_request,
+    decode_json,
+    media_type_refusal,
+    parse_json,
+)
 from gateway.web.persisted import PersistedQueries, PersistedQueryError
 from gateway.web.response_cache import ResponseCache
 
@@ -56,9 +69,8 @@ def read_headers(raw: list[tuple[bytes, bytes]]) -> tuple[str, bool]:
 
 
 def error_response(status: int, message: str, code: str, media_type: str) -> Response:
-    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
-    headers = {"allow": "POST"} if status == 405 else None
-    return Response(orjson.dumps(body), status_code=status, media_type=media_type, headers=headers)
+    headers = {"allow": "GET, POST"} if status == 405 else None
+    return graphql_error_response(status, message, code, headers, media_type=media_type)
 
 
 async def send_bytes(send: Send, body: bytes, media_type: str) -> None:
@@ -102,7 +114,14 @@ class GraphQLView(GraphQL[GraphContext, None]):
         started = time.perf_counter()
         request = Request(scope, receive)
         media_type, bypass = read_headers(scope["headers"])
-        cacheable = None if bypass else await self._response_key(request, media_type)
+        refused = media_type_refusal(scope["headers"]) if request.method == "POST" else None
+        if refused is not None:  # first: before the response cache can answer it
+            response = error_response(refused.status, refused.message, refused.code, media_type)
+            await response(scope, receive, send)
+            return
+        streamed = "text/event-stream" in request.headers.get("accept", "").lower()
+        # An event stream (graphql-sse) is never a cached JSON answer, nor one to cache.
+        cacheable = None if bypass or streamed else await self._response_key(request, media_type)
         leading: str | None = None
         """The response-cache key this request computes for identical ones, if any."""
         if cacheable is not None and self.responses is not None:
@@ -120,16 +139,16 @@ class GraphQLView(GraphQL[GraphContext, None]):
         except PersistedQueryError as exc:
             # Apollo clients expect a 200 with this error, then resend with the query.
             response = error_response(200, exc.message, exc.code, media_type)
+        except RequestRefused as exc:
+            response = error_response(exc.status, exc.message, exc.code, media_type)
         except HTTPException as exc:
             status, code = exc.status_code, "BAD_REQUEST"
-            if request.method == "GET" and "mutation" in exc.reason.lower():
+            if request.method == "GET" and isinstance(exc.__cause__, InvalidOperationTypeError):
                 status, code = 405, "METHOD_NOT_ALLOWED"
             elif status == 405:
                 code = "METHOD_NOT_ALLOWED"
             elif status == 404:
                 code = "NOT_FOUND"
-            elif "JSON" in exc.reason:
-                code = "BAD_REQUEST_BODY"
             response = error_response(status, exc.reason, code, media_type)
         finally:
             if leading is not None and self.responses is not None:
@@ -176,7 +195,7 @@ class GraphQLView(GraphQL[GraphContext, None]):
             service=self.service,
             state=RequestState(
                 bypass_cache=bypass,
-                credentials=caller_credentials(request.headers) if self.forward_credentials else {},
+                credentials=forwarded_credentials(request.headers, self.forward_credentials),
                 deadline=time.monotonic() + self.request_deadline
                 if self.request_deadline and request.scope["type"] == "http"
                 else None,
@@ -192,19 +211,25 @@ class GraphQLView(GraphQL[GraphContext, None]):
         return context
 
     def should_render_graphql_ide(self, request: Any) -> bool:
-        """Only for a browser: a GET carrying a persisted-query hash is an API call."""
-        params = request.query_params
-        return (
-            request.method == "GET"
-            and params.get("query") is None
-            and params.get("extensions") is None
-            and "text/html" in request.headers.get("accept", "")
-        )
+        """Only for a browser GET that carries no GraphQL parameter in any spelling (a
+        persisted-query hash included): the rule the auth middleware opens the page by."""
+        names = request.query_params.keys()
+        return ide_request(request.method, names, request.headers.get("accept", ""))
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return HTMLResponse(graphiql_page(self.graphql_ide_html, self.graphiql_query))
 
+    def decode_json(self, data: str | bytes) -> object:
+        """Every JSON this view reads (bodies, GET parameters, WebSocket messages): strict
+        UTF-8 and bounded nesting; a decode error otherwise, as the protocols expect."""
+        return decode_json(data)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        return parse_json(data)
+
     async def parse_http_body(self, request: Any) -> Any:
+        if request.method == "POST":  # the parameters' types, which Strawberry checks in part
+            check_request(self.parse_json(await request.get_body()))
         data = await super().parse_http_body(request)
         if self.persisted is None or isinstance(data, list):
             return data

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.web.auth import client_key
+from gateway.web.client_keys import header_key
 from gateway.web.errors import graphql_error_response
 
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
@@ -79,6 +81,64 @@ class TokenBucket:
         self.updated = now
 
 
+class Buckets:
+    """A token bucket per identity (a client key, an address), refilled at ``rate`` per
+    second up to ``burst``. At most ``max_tracked`` identities are kept, the least recently
+    seen forgotten first, so a flood of new identities costs bounded memory."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        clock: Callable[[], float] = time.monotonic,
+        max_tracked: int = MAX_TRACKED_CLIENTS,
+    ) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.clock = clock
+        self.max_tracked = max_tracked
+        self.buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.buckets)
+
+    def _refilled(self, identity: str) -> TokenBucket:
+        now = self.clock()
+        bucket = self.buckets.get(identity)
+        if bucket is None:
+            bucket = self.buckets[identity] = TokenBucket(self.burst, now)
+            if len(self.buckets) > self.max_tracked:
+                self.buckets.popitem(last=False)
+        else:
+            self.buckets.move_to_end(identity)
+        bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
+        bucket.updated = now
+        return bucket
+
+    def wait(self, identity: str) -> float:
+        """Seconds until ``identity`` has a token again; 0 if it has one now. Takes none."""
+        bucket = self.buckets.get(identity)
+        if bucket is None:
+            return 0.0
+        bucket = self._refilled(identity)
+        return 0.0 if bucket.tokens >= 1 else (1 - bucket.tokens) / self.rate
+
+    def take(self, identity: str) -> float:
+        """0 if a token was taken, else the seconds until one could be."""
+        bucket = self._refilled(identity)
+        if bucket.tokens >= 1:
+            bucket.tokens -= 1
+            return 0.0
+        return (1 - bucket.tokens) / self.rate
+
+
+def rate_limited(wait: float, message: str = "too many requests; slow down") -> Response:
+    """The 429 every limit answers: ``Retry-After`` in whole seconds, code RATE_LIMITED."""
+    return graphql_error_response(
+        429, message, "RATE_LIMITED", {"retry-after": str(max(1, math.ceil(wait)))}
+    )
+
+
 class RateLimitMiddleware:
     """A token bucket per client key (or per address without one): 429 with Retry-After."""
 
@@ -91,35 +151,18 @@ class RateLimitMiddleware:
         exempt_paths: frozenset[str] = frozenset({"/healthz", "/readyz", "/metrics"}),
     ) -> None:
         self.app = app
-        self.rate = rate
-        self.burst = burst
-        self.clock = clock
+        self.buckets = Buckets(rate, burst, clock)
         self.exempt_paths = exempt_paths
-        self.buckets: OrderedDict[str, TokenBucket] = OrderedDict()
 
     def identity(self, scope: Scope) -> str:
-        key = client_key(scope["headers"])
+        key = header_key(scope["headers"])
         if key is not None:
             return "key:" + hashlib.sha256(key.encode()).hexdigest()[:24]
-        client = scope.get("client")
-        return f"addr:{client[0] if client else '-'}"
+        return "addr:" + client_address(scope)
 
     def take(self, identity: str) -> float:
         """0 if the request may go on, else the seconds until it could."""
-        now = self.clock()
-        bucket = self.buckets.get(identity)
-        if bucket is None:
-            bucket = self.buckets[identity] = TokenBucket(self.burst, now)
-            if len(self.buckets) > MAX_TRACKED_CLIENTS:
-                self.buckets.popitem(last=False)
-        else:
-            self.buckets.move_to_end(identity)
-        bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
-        bucket.updated = now
-        if bucket.tokens >= 1:
-            bucket.tokens -= 1
-            return 0.0
-        return (1 - bucket.tokens) / self.rate
+        return self.buckets.take(identity)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self.exempt_paths:
@@ -129,10 +172,22 @@ class RateLimitMiddleware:
         if wait <= 0:
             await self.app(scope, receive, send)
             return
-        response = graphql_error_response(
-            429,
-            "too many requests; slow down",
-            "RATE_LIMITED",
-            {"retry-after": str(max(1, math.ceil(wait)))},
-        )
-        await response(scope, receive, send)
+        await rate_limited(wait)(scope, receive, send)
+
+
+def client_address(scope: Scope) -> str:
+    """The caller's address as limits count it: an IPv6 address by its /64, since one
+    host is routinely given a whole /64 and could otherwise rotate through it."""
+    client = scope.get("client")
+    if not client:
+        return "-"
+    host = str(client[0])
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)

@@ -1,9 +1,16 @@
 """Operator endpoints: ``/healthz`` (the process is up), ``/readyz`` (config loaded, the
-cache reachable, vendors' circuits), ``/metrics`` (Prometheus). Cheap, unauthenticated, and
-revealing nothing secret: no URLs, no keys. Never cached by a proxy: each answer is now's."""
+cache reachable, every enabled vendor reachable), ``/metrics`` (Prometheus). Cheap,
+unauthenticated, and revealing nothing secret: no URLs, no keys. Never cached by a proxy:
+each answer is now's.
+
+``/readyz`` answers 503 while any enabled vendor cannot be reached (``core/reachability.py``
+says what that means): a replica whose connection pool or network path to a vendor is broken
+is taken out of rotation, and the body names the vendor and why.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -11,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.core.resilience import CircuitState
+from gateway.core.reachability import Reachability
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -21,24 +28,26 @@ NO_STORE = {"cache-control": "no-store"}
 
 def ops_routes(gateway: Gateway) -> list[Route]:
     upstream = gateway.service.upstream
+    reachability = Reachability(upstream)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"}, headers=NO_STORE)
 
     async def readyz(request: Request) -> Response:
         cache_ok = await upstream.cache.ping()
-        circuits = {vendor: upstream.circuit_state(vendor) for vendor in upstream.vendors}
+        enabled = list(upstream.vendors)
+        reaches = await asyncio.gather(*(reachability.check(v) for v in enabled))
         vendors = {
             vendor.name: {
-                "circuit": circuit.value,
+                "reachable": reach.reachable,
+                "reason": reach.reason,
+                "circuit": upstream.circuit_state(vendor).value,
                 "last_call_ok": upstream.health[vendor].last_call_ok,
                 "last_error_code": upstream.health[vendor].last_error_code,
             }
-            for vendor, circuit in circuits.items()
+            for vendor, reach in zip(enabled, reaches, strict=True)
         }
-        # One vendor down is a partial answer, not a reason to take the replica out.
-        all_open = bool(circuits) and all(c is CircuitState.OPEN for c in circuits.values())
-        ready = cache_ok and not all_open
+        ready = cache_ok and all(reach.reachable for reach in reaches)
         body = {
             "status": "ready" if ready else "not ready",
             "config": "loaded",

@@ -16,6 +16,10 @@ Not cached: while the shared cache backend is down (the generations that would r
 write are unreadable), mutations and subscriptions, answers with errors (a vendor
 missing), ``fresh`` or bypass requests, queries asking for ``vendorParts`` (which
 describe one particular fetch) or for ``vendors`` (live operator state).
+
+A hit never answers what a miss would refuse: the view judges a POST's content type before
+it looks here, and a body becomes a key only once it passes the view's own decoding and
+checks (``graphql_request``).
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationT
 
 from gateway.core.cache import PageCache
 from gateway.core.records import Vendor
+from gateway.web.errors import RequestRefused
+from gateway.web.graphql_request import parse_request_body
 
 DEFAULT_MAX_ENTRIES = 2_000
 CALLER_HEADERS = (b"authorization", b"x-api-key")
@@ -87,9 +93,11 @@ def cacheable_payload(payload: Any) -> tuple[str, bytes] | None:
 
 
 def _body(body: bytes) -> tuple[str, bytes] | None:
+    """Decoded and checked by the view's own rules, so a body the view would refuse (not
+    UTF-8, too deep, parameters of the wrong type) is never a key, hence never a hit."""
     try:
-        return cacheable_payload(orjson.loads(body))
-    except orjson.JSONDecodeError:
+        return cacheable_payload(parse_request_body(body))
+    except RequestRefused:
         return None
 
 

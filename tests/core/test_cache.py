@@ -4,13 +4,28 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from dataclasses import fields
+from datetime import UTC
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.core.cache import PageCache, create_backend, fingerprint
+from gateway.core.codec import (
+    PAGE,
+    WRITE,
+    CachedPage,
+    MetricsV2,
+    PageV2,
+    StoredWrite,
+    TaskV2,
+    TrackerV2,
+)
 from gateway.core.errors import UpstreamUnavailableError
+from gateway.core.locks import LockBusyError
 from gateway.core.memory import BoundedMemoryCache
-from gateway.core.records import Vendor
+from gateway.core.records import TaskMetrics, TaskRecord, TaskStatus, TrackerRecord, Vendor
 from gateway.vendors.base import SourcePage
 from tests.redis_server import RedisServer
 
@@ -49,9 +64,7 @@ async def make_cache(request, redis_server: RedisServer) -> AsyncIterator[Callab
 
     def make(clock: Clock | None = None, **options) -> PageCache:
         url = redis_server.url if request.param == "redis" else None
-        cache = PageCache(
-            create_backend(url), shared=url is not None, clock=clock or Clock(), **options
-        )
+        cache = PageCache(create_backend(url), clock=clock or Clock(), **options)
         caches.append(cache)
         return cache
 
@@ -123,7 +136,7 @@ async def test_replicas_sharing_redis_collapse_a_burst_into_one_call(
     redis_server.flush()
     upstream = Upstream()
     upstream.delay = 0.1
-    replicas = [PageCache(create_backend(redis_server.url), shared=True) for _ in range(3)]
+    replicas = [PageCache(create_backend(redis_server.url)) for _ in range(3)]
     results = await asyncio.gather(
         *(replicas[i % 3].get_or_fetch("k", upstream, ttl=30) for i in range(60))
     )
@@ -139,7 +152,7 @@ async def test_a_generation_bump_hides_older_entries_from_every_replica(
     if redis_server.process is None:
         redis_server.start()
     redis_server.flush()
-    one, two = (PageCache(create_backend(redis_server.url), shared=True) for _ in range(2))
+    one, two = (PageCache(create_backend(redis_server.url)) for _ in range(2))
     upstream = Upstream()
     key = one.page_key(Vendor.AGENTEX, await one.generation(Vendor.AGENTEX), "anon", "list")
     await one.get_or_fetch(key, upstream, ttl=30)
@@ -157,7 +170,7 @@ async def test_redis_going_down_degrades_to_no_cache_and_recovers(
 ) -> None:
     if redis_server.process is None:
         redis_server.start()
-    cache = PageCache(create_backend(redis_server.url), shared=True)
+    cache = PageCache(create_backend(redis_server.url))
     upstream = Upstream()
     await cache.get_or_fetch("k", upstream, ttl=30)
     redis_server.stop()
@@ -175,12 +188,23 @@ async def test_redis_going_down_degrades_to_no_cache_and_recovers(
     await cache.close()
 
 
-async def test_the_memory_cache_is_bounded() -> None:
-    backend = BoundedMemoryCache(max_entries=10, timeout=None)
+def test_the_memory_cache_is_bounded_in_entries() -> None:
+    memory = BoundedMemoryCache(max_entries=10)
     for i in range(25):
-        await backend.set(f"k{i}", i, ttl=60)
-    assert len(backend._cache) == 10
-    assert await backend.get("k24") == 24 and await backend.get("k0") is None
+        memory.set(f"k{i}", i, size=1, ttl=60)
+    assert len(memory) == 10
+    assert memory.get("k24") == 24 and memory.get("k0") is None
+
+
+def test_the_memory_cache_is_bounded_in_bytes_and_keeps_counters() -> None:
+    memory = BoundedMemoryCache(max_entries=1000, max_bytes=1000)
+    memory.increment("generation")
+    for i in range(50):
+        memory.set(f"k{i}", i, size=100, ttl=60)
+        assert memory.bytes <= 1000
+    assert len(memory) == 10 and memory.get("k49") == 49 and memory.get("k39") is None
+    assert not memory.set("huge", "x", size=1001, ttl=60) and memory.get("huge") is None
+    assert memory.counters(["generation", "other"]) == [1, 0]
 
 
 def test_cache_keys_never_hold_a_secret() -> None:
@@ -188,3 +212,129 @@ def test_cache_keys_never_hold_a_secret() -> None:
     key = PageCache.page_key(Vendor.XPANDER, 0, fingerprint(secret), "source?agent=a#1")
     assert secret not in key
     assert fingerprint(secret) != fingerprint("another-key")
+
+
+def test_the_wire_format_carries_every_field_of_a_page() -> None:
+    """A field added to a record without its wire twin would be dropped silently."""
+    for record, wire in (
+        (TaskRecord, TaskV2),
+        (TrackerRecord, TrackerV2),
+        (TaskMetrics, MetricsV2),
+    ):
+        assert [f.name for f in fields(record)] == list(wire.__struct_fields__)
+    assert [f.name for f in fields(SourcePage)] == [
+        name for name in PageV2.__struct_fields__ if name not in ("fetched_at", "expires_at")
+    ]
+
+
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=10,
+)
+TIMES = st.datetimes(timezones=st.just(UTC))
+TEXT = st.none() | st.text()
+TRACKERS = st.builds(
+    TrackerRecord,
+    native_id=st.text(),
+    agent_id=st.text(),
+    task_id=st.text(),
+    status=st.sampled_from(TaskStatus),
+    vendor_status=TEXT,
+    status_reason=TEXT,
+    last_processed_event_id=TEXT,
+    created_at=TIMES,
+    updated_at=st.none() | TIMES,
+    global_id=st.text(),
+)
+TASKS = st.builds(
+    TaskRecord,
+    vendor=st.sampled_from(Vendor),
+    native_id=st.text(),
+    global_id=st.text(),
+    agent_id=TEXT,
+    status=st.sampled_from(TaskStatus),
+    vendor_status=TEXT,
+    title=TEXT,
+    summary=TEXT,
+    created_at=st.none() | TIMES,
+    updated_at=st.none() | TIMES,
+    user_id=TEXT,
+    metrics=st.none() | st.builds(TaskMetrics, total_cost=st.none() | st.floats(allow_nan=False)),
+    tracker=st.none() | TRACKERS,
+    raw=st.dictionaries(st.text(), JSON, max_size=4),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    records=st.lists(TASKS, max_size=4),
+    token=st.none() | st.integers(0, 10**6) | st.text(),
+    tracker=TRACKERS,
+)
+def test_pages_and_writes_come_back_from_the_wire_as_they_went(records, token, tracker) -> None:
+    page = SourcePage(records=tuple(records), next_token=token, total=len(records), skipped=1)
+    back = PAGE.decode(PAGE.encode(CachedPage(page, 1.5, 2.5)))
+    assert back == CachedPage(page, 1.5, 2.5)
+    assert [r.raw for r in back.page.records] == [r.raw for r in records]
+    assert WRITE.decode(WRITE.encode(StoredWrite("digest", tracker))) == StoredWrite(
+        "digest", tracker
+    )
+
+
+async def test_a_write_lock_is_held_across_replicas_past_its_lease(
+    redis_server: RedisServer,
+) -> None:
+    """A holder slower than the lease keeps the lock (it renews); a replica that waits
+    longer than it may gets CONFLICT; once released, the other replica takes it."""
+    if redis_server.process is None:
+        redis_server.start()
+    redis_server.flush()
+    one, two = create_backend(redis_server.url), create_backend(redis_server.url)
+    one.locks.lease = two.locks.lease = 0.3
+    entered = asyncio.Event()
+
+    async def slow_holder() -> None:
+        async with one.lock("tracker:t1"):
+            entered.set()
+            await asyncio.sleep(1.0)  # over three leases
+
+    holder = asyncio.create_task(slow_holder())
+    await entered.wait()
+    with pytest.raises(LockBusyError) as refused:
+        async with two.lock("tracker:t1", wait=0.6):
+            pass
+    assert refused.value.code == "CONFLICT"
+    await holder
+    async with two.lock("tracker:t1", wait=0.5):
+        pass
+    for store in (one, two):
+        await store.close()
+
+
+async def test_without_redis_a_write_lock_still_serializes_this_process(
+    redis_server: RedisServer,
+) -> None:
+    if redis_server.process is None:
+        redis_server.start()
+    store = create_backend(redis_server.url)
+    order: list[str] = []
+
+    async def write(name: str) -> None:
+        async with store.lock("tracker:t2"):
+            order.append(f"{name}+")
+            await asyncio.sleep(0.05)
+            order.append(f"{name}-")
+
+    redis_server.stop()
+    try:
+        await asyncio.gather(write("a"), write("b"))
+    finally:
+        redis_server.start()
+    assert order in (["a+", "a-", "b+", "b-"], ["b+", "b-", "a+", "a-"])
+    assert store.degraded
+    await store.close()

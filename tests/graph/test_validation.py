@@ -76,3 +76,17 @@ def test_limits_hold_for_a_document_seen_before_with_other_variables(gateway) ->
     for first in (1, 2):
         body = gateway.query(deep, {"f": first})
         assert body["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+
+
+def test_a_connection_pays_its_total_once_not_per_item(gateway) -> None:
+    """``totalCount`` is one number per page: a full page with it stays within budget,
+    while the same cost asked per item (a lookup under every node) does not."""
+    query = "query P($n: Int!) { tasks(first: $n) { totalCount pageInfo { hasNextPage } nodes { id } } }"  # noqa: E501
+    body = gateway.query(query, {"n": 100})
+    assert "errors" not in body, body
+    assert len(body["data"]["tasks"]["nodes"]) == 100
+    assert body["data"]["tasks"]["totalCount"] >= 100
+    per_item = "query P($n: Int!) { tasks(first: $n) { nodes { id subtasks { id subtasks { id subtasks { id } } } } } }"  # noqa: E501
+    assert gateway.query(per_item, {"n": 100})["errors"][0]["extensions"]["code"] == (
+        "QUERY_TOO_COSTLY"
+    )

@@ -76,3 +76,13 @@ def get_json(response: httpx.Response, status: int = 200) -> Any:
     assert response.status_code == status, (response.status_code, response.text)
     assert response.headers["content-type"].startswith("application/json")
     return response.json()
+
+
+def orq_status(state: dict[str, Any]) -> str:
+    """orq's derived status, with VENDORS.md's precedence: error set is errored; else
+    waiting_for_approval is approval_required; else inactive is inactive; else in_progress."""
+    if state["error"]:
+        return "errored"
+    if state["waiting_for_approval"]:
+        return "approval_required"
+    return "inactive" if state["inactive"] else "in_progress"

@@ -100,40 +100,70 @@ def test_a_tracker_has_exactly_the_documented_fields(http: httpx.Client) -> None
 # -- ordering --------------------------------------------------------------------------------
 
 
-def _key(field: str, value: Any) -> Any:
-    return parse_time(value) if field.endswith("_at") else value
+def pg_value(field: str, value: Any) -> tuple[bool, Any]:
+    """One column as Postgres sorts it with no NULLS clause: a NULL after every value (so
+    last ascending, first descending); times as times."""
+    if value is None:
+        return (True, "")
+    return (False, parse_time(value) if field.endswith("_at") else value)
 
 
-@pytest.mark.parametrize("field", ["created_at", "updated_at", "id", "agent_id", "task_id"])
-@pytest.mark.parametrize("direction", ["asc", "desc", None])
-def test_paging_yields_every_tracker_once_in_the_requested_order(
+def pg_key(row: dict[str, Any], order_by: str | None) -> tuple[Any, ...]:
+    """The server's ``ORDER BY <order_by>, updated_at, created_at`` (scale-agentex,
+    ``create_order_by_clauses``): the named column only if it is one."""
+    columns = ([order_by] if order_by in FIELDS else []) + ["updated_at", "created_at"]
+    return tuple(pg_value(c, row[c]) for c in columns)
+
+
+def test_the_data_has_null_update_times(sim: Sandbox) -> None:
+    assert any(t["updated_at"] is None for t in trackers(sim).values())
+
+
+@pytest.mark.parametrize("field", ["created_at", "updated_at", "id", "agent_id", "status"])
+@pytest.mark.parametrize("direction", ["asc", "desc", "DESC", None])
+def test_paging_yields_every_tracker_once_in_the_servers_order(
     http: httpx.Client, sim: Sandbox, field: str, direction: str | None
 ) -> None:
     params = {"order_by": field, **({"order_direction": direction} if direction else {})}
     rows = page_through(http, 7, **params)
     ids = [r["id"] for r in rows]
     assert len(ids) == len(set(ids)) and set(ids) == set(trackers(sim))
-    keys = [_key(field, r[field]) for r in rows]
-    assert keys == sorted(keys, reverse=direction != "asc")  # desc is the default
-    # Ties keep one order whatever the page size: small pages concatenate to one big page.
+    keys = [pg_key(r, field) for r in rows]
+    descending = direction is None or direction.lower() == "desc"  # desc is the default
+    assert keys == sorted(keys, reverse=descending)
+    # Without the shuffle knob, ties keep one order whatever the page size.
     assert rows == get_json(http.get("/agentex/tracker", params={**params, "limit": 1000}))
     assert rows == page_through(http, 11, **params)
 
 
-def test_the_default_order_is_the_servers_updated_then_created_descending(
-    http: httpx.Client, sim: Sandbox
+@pytest.mark.parametrize("field", ["updated_at", "status", "last_processed_event_id"])
+def test_nulls_come_first_descending_and_last_ascending(
+    http: httpx.Client, sim: Sandbox, field: str
 ) -> None:
-    """Without ``order_by`` the open-source repository orders by ``updated_at`` then
-    ``created_at`` (``create_order_by_clauses``), descending by default."""
+    nulls = {t["id"] for t in trackers(sim).values() if t[field] is None}
+    assert nulls, f"the data should have a null {field}"
+    desc = page_through(http, 9, order_by=field, order_direction="desc")
+    asc = page_through(http, 9, order_by=field, order_direction="asc")
+    assert {r["id"] for r in desc[: len(nulls)]} == nulls
+    assert {r["id"] for r in asc[-len(nulls) :]} == nulls
+
+
+@pytest.mark.parametrize("order_by", [None, "", "no_such_column", "updated_at"])
+def test_without_a_known_order_by_the_order_is_updated_then_created(
+    http: httpx.Client, sim: Sandbox, order_by: str | None
+) -> None:
+    """An ``order_by`` the ORM has no attribute for is dropped silently (``hasattr``), so
+    the listing falls back to ``updated_at`` then ``created_at``, descending by default."""
     stamps = [t["created_at"] for t in trackers(sim).values()]
     assert len(stamps) > len(set(stamps)), "the data should have tied creation times"
-    rows = page_through(http, 3)
-    assert rows == page_through(http, 3, order_by="updated_at", order_direction="desc")
-    keys = [(parse_time(r["updated_at"]), parse_time(r["created_at"])) for r in rows]
+    params = {} if order_by is None else {"order_by": order_by}
+    rows = page_through(http, 3, **params)
+    keys = [pg_key(r, None) for r in rows]
     assert keys == sorted(keys, reverse=True)
+    assert rows == page_through(http, 3)
     # Tied trackers straddle page boundaries with limit 1 and still come once each, in the
     # same order.
-    assert [r["id"] for r in page_through(http, 1)] == [r["id"] for r in rows]
+    assert [r["id"] for r in page_through(http, 1, **params)] == [r["id"] for r in rows]
 
 
 def test_ties_on_the_order_field_keep_one_order_across_pages(
@@ -148,6 +178,25 @@ def test_ties_on_the_order_field_keep_one_order_across_pages(
         expected = sorted(agents, reverse=direction == "desc")
         assert list(dict.fromkeys(order)) == expected
         assert rows == page_through(http, 13, **params)
+
+
+def test_shuffled_ties_change_order_between_requests_but_never_the_sort(
+    http: httpx.Client, sim: Sandbox
+) -> None:
+    """With ``shuffle_ties``, rows tied on every sort column (here: a shared creation and
+    update moment) come in a new order on each request, as Postgres may return them."""
+    sim.knobs(Vendor.AGENTEX).shuffle_ties = True
+    params = {"order_by": "created_at", "order_direction": "asc", "limit": 1000}
+    listings = [get_json(http.get("/agentex/tracker", params=params)) for _ in range(8)]
+    for rows in listings:
+        keys = [pg_key(r, "created_at") for r in rows]
+        assert keys == sorted(keys)
+        assert {r["id"] for r in rows} == set(trackers(sim))
+    assert len({tuple(r["id"] for r in rows) for rows in listings}) > 1
+    # Pages read one by one may then repeat a tied row and lose another: what a client of
+    # an offset-paged API must survive.
+    seen = page_through(http, 2, order_by="created_at")
+    assert {r["id"] for r in seen} <= set(trackers(sim))
 
 
 # -- filters ---------------------------------------------------------------------------------
@@ -296,11 +345,13 @@ def test_put_with_a_body_that_is_not_json_is_422(http: httpx.Client, sim: Sandbo
 
 
 def test_a_put_reorders_later_listings_by_update_time(http: httpx.Client, sim: Sandbox) -> None:
-    oldest = min(trackers(sim).values(), key=lambda t: parse_time(t["updated_at"]))
-    before = get_json(http.get("/agentex/tracker", params={"order_by": "updated_at", "limit": 1}))
-    assert before[0]["id"] != oldest["id"]
+    dated = [t for t in trackers(sim).values() if t["updated_at"] is not None]
+    oldest = min(dated, key=lambda t: parse_time(t["updated_at"]))
+    nulls = sum(t["updated_at"] is None for t in trackers(sim).values())
+    newest = {"order_by": "updated_at", "limit": 1, "page_number": nulls + 1}  # after the nulls
+    assert get_json(http.get("/agentex/tracker", params=newest))[0]["id"] != oldest["id"]
     get_json(put(http, oldest["id"], {"status": "done", "status_reason": "finished"}))
-    after = get_json(http.get("/agentex/tracker", params={"order_by": "updated_at", "limit": 1}))
+    after = get_json(http.get("/agentex/tracker", params=newest))
     assert after[0]["id"] == oldest["id"] and after[0]["status"] == "done"
 
 

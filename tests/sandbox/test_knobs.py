@@ -1,6 +1,6 @@
-"""The knobs: latency, injected errors, 429 with Retry-After, timeouts, malformed JSON, the
-per-endpoint request counters, and task progress; set in process (``sim.knobs(vendor)``)
-and over HTTP (``/<vendor>/_sandbox/...``)."""
+"""The knobs: latency, injected errors, 429 with Retry-After, a per-minute plan limit,
+timeouts, malformed JSON, shuffled ties, the per-endpoint request counters, and task
+progress; set in process (``sim.knobs(vendor)``) and over HTTP (``/<vendor>/_sandbox/...``)."""
 
 from __future__ import annotations
 
@@ -13,14 +13,15 @@ import orjson
 import pytest
 
 from gateway.core.records import Vendor
-from gateway.core.statuses import orq_status
 from gateway.sandbox import Sandbox
+from gateway.sandbox.knobs import RollingWindow
 from tests.sandbox.conftest import (
     ORQ_AUTH,
     SUBNOTO_AUTH,
     SUBNOTO_LIST,
     XPANDER_KEY,
     get_json,
+    orq_status,
     parse_time,
 )
 
@@ -41,7 +42,10 @@ KNOB_NAMES = {
     "timeout_rate",
     "malformed_rate",
     "fail_next",
+    "per_minute",
+    "shuffle_ties",
 }
+RATE_HEADERS = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset")
 
 
 def call(http: httpx.Client, sim: Sandbox, vendor: Vendor, **kwargs: Any) -> httpx.Response:
@@ -172,6 +176,98 @@ def test_fail_next_fails_exactly_that_many_requests(
     assert sim.counters(vendor) == {TEMPLATES[vendor]: 4}
 
 
+# -- the plan limit (orq's per-minute, rolling window) ---------------------------------------
+
+
+@pytest.mark.parametrize("vendor", VENDORS, ids=lambda v: v.value)
+def test_per_minute_refuses_the_request_past_the_limit_with_the_rate_headers(
+    http: httpx.Client, sim: Sandbox, vendor: Vendor
+) -> None:
+    sim.knobs(vendor).per_minute = 3
+    answers = [call(http, sim, vendor) for _ in range(5)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429, 429]
+    for answer, remaining in zip(answers[:3], ("2", "1", "0"), strict=True):
+        assert answer.headers["x-ratelimit-limit"] == "3"
+        assert answer.headers["x-ratelimit-remaining"] == remaining
+        assert "retry-after" not in answer.headers
+    refused = answers[3]
+    assert_vendor_error(vendor, refused, 429)
+    assert refused.headers["x-ratelimit-limit"] == "3"
+    assert refused.headers["x-ratelimit-remaining"] == "0"
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    reset = int(refused.headers["x-ratelimit-reset"])
+    assert time.time() - 1 <= reset <= time.time() + 61  # Unix seconds, within the window
+    assert sim.counters(vendor) == {TEMPLATES[vendor]: 5}  # refused requests still arrive
+    # Off again: no limit and no rate headers, and the window starts empty next time.
+    sim.knobs(vendor).per_minute = 0
+    free = call(http, sim, vendor)
+    assert free.status_code == 200 and not set(RATE_HEADERS) & set(free.headers)
+    sim.knobs(vendor).per_minute = 1
+    assert call(http, sim, vendor).status_code == 200
+
+
+def test_the_window_rolls_sixty_seconds_after_each_admitted_request() -> None:
+    now = [1000.0]
+    window = RollingWindow(clock=lambda: now[0])
+    assert window.admit(2)[0] and window.admit(2)[0]
+    now[0] += 30
+    admitted, headers = window.admit(2)
+    assert not admitted and headers["retry-after"] == "30"
+    now[0] += 29.5
+    assert not window.admit(2)[0]
+    now[0] += 0.5  # 60 s after the first two: both leave the window together
+    assert window.admit(2)[0] and window.admit(2)[0] and not window.admit(2)[0]
+
+
+def test_per_minute_over_http(http: httpx.Client, sim: Sandbox) -> None:
+    get_json(http.patch("/orq/_sandbox/knobs", json={"per_minute": 1}))
+    assert [call(http, sim, Vendor.ORQ).status_code for _ in range(2)] == [200, 429]
+    answer = http.patch("/orq/_sandbox/knobs", json={"per_minute": 1.5})
+    assert answer.status_code == 400
+
+
+# -- shuffled ties ---------------------------------------------------------------------------
+
+
+def xpander_listing(http: httpx.Client, agent: str) -> list[str]:
+    url = f"/xpander/v1/agents/{agent}/tasks"
+    body = get_json(http.get(url, params={"per_page": 50}, headers=XPANDER_KEY))
+    return [t["id"] for t in body["items"]]
+
+
+def subnoto_listing(http: httpx.Client) -> list[str]:
+    body = get_json(http.post(SUBNOTO_LIST, json={"limit": 50}, headers=SUBNOTO_AUTH))
+    return [t["taskUuid"] for t in body["tasks"]]
+
+
+def test_shuffle_ties_reorders_tied_rows_of_offset_paged_vendors_only(
+    http: httpx.Client, sim: Sandbox
+) -> None:
+    agent = sim.agents(Vendor.XPANDER)[0]
+    listings = {
+        Vendor.XPANDER: lambda: xpander_listing(http, agent),
+        Vendor.SUBNOTO: lambda: subnoto_listing(http),
+    }
+    for vendor, listing in listings.items():
+        steady = listing()
+        assert all(listing() == steady for _ in range(3)), "ties keep one order by default"
+        sim.knobs(vendor).shuffle_ties = True
+        shuffled = [listing() for _ in range(10)]
+        assert any(order != steady for order in shuffled), vendor
+        assert all(sorted(order) == sorted(steady) for order in shuffled)
+    # orq pages by a cursor on unique ids: nothing to shuffle.
+    sim.knobs(Vendor.ORQ).shuffle_ties = True
+    url = f"/orq/v2/agents/{sim.agents(Vendor.ORQ)[0]}/tasks"
+    first = get_json(http.get(url, params={"limit": 200}, headers=ORQ_AUTH))
+    assert get_json(http.get(url, params={"limit": 200}, headers=ORQ_AUTH)) == first
+
+
+def test_shuffle_ties_over_http(http: httpx.Client, sim: Sandbox) -> None:
+    shown = get_json(http.patch("/subnoto/_sandbox/knobs", json={"shuffle_ties": True}))
+    assert shown["shuffle_ties"] is True and sim.knobs(Vendor.SUBNOTO).shuffle_ties
+    assert http.patch("/subnoto/_sandbox/knobs", json={"shuffle_ties": 1}).status_code == 400
+
+
 # -- counters --------------------------------------------------------------------------------
 
 
@@ -297,7 +393,9 @@ def states(http: httpx.Client, sim: Sandbox, vendor: Vendor) -> dict[str, tuple[
     """Every task's (status, last change) as the vendor's API shows it."""
     if vendor is Vendor.AGENTEX:
         rows = get_json(http.get("/agentex/tracker", params={"limit": 1000}))
-        return {r["id"]: (r["status"], parse_time(r["updated_at"])) for r in rows}
+        return {
+            r["id"]: (r["status"], parse_time(r["updated_at"] or r["created_at"])) for r in rows
+        }
     if vendor is Vendor.XPANDER:
         out = {}
         for agent in sim.agents(vendor):

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from gateway.core.records import Vendor
-from gateway.sandbox import Sandbox
+from gateway.sandbox import Sandbox, SandboxOptions
 from tests.sandbox.conftest import SUBNOTO_AUTH, SUBNOTO_LIST, get_json, parse_time
 
 STATES = ("working", "complete", "idle", "failure")
@@ -223,6 +223,29 @@ def test_a_missing_or_wrong_key_is_401_authentication_error(
     http: httpx.Client, headers: dict[str, str]
 ) -> None:
     assert_envelope(post(http, {}, headers=headers), 401, "AUTHENTICATION_ERROR")
+
+
+def test_the_key_is_the_api_proxys_access_and_secret_pair(http: httpx.Client) -> None:
+    """Production reaches Subnoto through its API proxy: ``Bearer ACCESS_KEY:SECRET_KEY``."""
+    access, secret = SUBNOTO_AUTH["authorization"].split(" ", 1)[1].split(":")
+    assert get_json(post(http, {}, headers=SUBNOTO_AUTH))["tasks"]
+    for value in (
+        access,
+        secret,
+        f"{access}:",
+        f":{secret}",
+        f"{access}:wrong",
+        f"{secret}:{access}",
+    ):
+        refused = post(http, {}, headers={"authorization": f"Bearer {value}"})
+        assert_envelope(refused, 401, "AUTHENTICATION_ERROR")
+        assert "ACCESS_KEY:SECRET_KEY" in refused.json()["error"]["suggestion"]
+
+
+def test_a_sandbox_key_for_subnoto_must_be_a_pair() -> None:
+    with pytest.raises(ValueError, match="ACCESS_KEY:SECRET_KEY"):
+        Sandbox(SandboxOptions(size=1), {Vendor.SUBNOTO: "one-plain-key"})
+    assert Sandbox(SandboxOptions(size=1), {Vendor.SUBNOTO: "a:b"}).store(Vendor.SUBNOTO)
 
 
 # -- the documented task shape, field by field ----------------------------------------------

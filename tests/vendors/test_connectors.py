@@ -50,6 +50,7 @@ S = TaskStatus
 VENDORS = pytest.mark.parametrize("vendor", list(Vendor), ids=lambda v: v.value)
 ORDERS = [Order(f, d) for f in OrderField for d in Direction]
 CREATED_DESC = Order(OrderField.CREATED_AT, Direction.DESC)
+UPDATED_DESC = Order(OrderField.UPDATED_AT, Direction.DESC)
 
 HAS_VALUE: dict[Vendor, set[TaskStatus]] = {
     # The shared statuses each vendor has a value for (VENDORS.md); Agentex is free-form.
@@ -113,7 +114,7 @@ def agentex_task(row: dict[str, Any]) -> TaskRecord:
         title=None,
         summary=row["status_reason"],
         created_at=created,
-        updated_at=updated or created,
+        updated_at=updated,  # null stays null: never shown as the creation time
         tracker=tracker,
         raw=row,
     )
@@ -266,7 +267,12 @@ async def test_ordered_sources_really_are_in_order(
     for source in sources if streams else []:
         records, _ = await read(connector, source)
         times = [r.sort_time(order.field) for r in records]
-        assert times == sorted(times, reverse=order.descending)
+        dated = sorted((t for t in times if t is not None), reverse=order.descending)
+        nulls = [None] * (len(times) - len(dated))
+        # Where the vendor puts missing times is declared, so the merge can move them last:
+        # Agentex (Postgres) puts nulls first in ``desc``; Subnoto has no creation time.
+        assert times == (nulls + dated if source.nulls_first else dated + nulls)
+        assert source.nulls_first is (vendor is Vendor.AGENTEX and order == UPDATED_DESC)
 
 
 @VENDORS
@@ -769,7 +775,8 @@ def test_orq_derives_the_status_from_state_in_precedence(
     record = orq._to_record({**item, "state": state}, "support-triage")
     assert (record.vendor_status, record.status) == (vendor_status, status)
     assert record.summary == (state.get("error") or None)
-    assert record.updated_at == record.created_at == datetime(2026, 1, 1, tzinfo=UTC)
+    assert record.created_at == datetime(2026, 1, 1, tzinfo=UTC)
+    assert record.updated_at is None  # no ``updated``: shown as null, not as ``created``
 
 
 async def test_orq_continues_after_the_last_id_a_full_page_has(make: Make, sb: Sandbox) -> None:
