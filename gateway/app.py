@@ -14,6 +14,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 from strawberry.subscriptions import (
     GRAPHQL_SSE_PROTOCOL,
     GRAPHQL_TRANSPORT_WS_PROTOCOL,
@@ -22,6 +23,7 @@ from strawberry.subscriptions import (
 
 from gateway.config import Settings, VendorConfig, load_settings
 from gateway.core.cache import PageCache, create_backend
+from gateway.core.contract import VendorSettings
 from gateway.core.poller import TaskPoller
 from gateway.core.records import Vendor
 from gateway.core.service import TaskService
@@ -30,7 +32,6 @@ from gateway.graph.schema import build_schema
 from gateway.observability import Metrics, Observer, Tracing
 from gateway.observability.tracing import tracing_from_environment
 from gateway.observability.transport import ObservedTransport
-from gateway.vendors.base import VendorSettings
 from gateway.vendors.registry import connector_for
 from gateway.vendors.transport import GuardedTransport
 from gateway.web.auth import ClientAuthMiddleware
@@ -42,7 +43,7 @@ from gateway.web.limits import BodySizeLimitMiddleware, RateLimitMiddleware
 from gateway.web.ops import ops_routes
 from gateway.web.persisted import PersistedQueries, load_manifest
 from gateway.web.request_id import RequestIdMiddleware
-from gateway.web.response_cache import ResponseCache
+from gateway.web.response_cache import ResponseCache, ResponseCacheMiddleware
 
 SUBSCRIPTION_PROTOCOLS = (GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL, GRAPHQL_SSE_PROTOCOL)
 """WebSockets of both subprotocols, and Server-Sent Events (graphql-sse, distinct connections:
@@ -165,8 +166,11 @@ def create_app(
         ),
         observer=gateway.observer,
         poller=poller,
-        responses=response_cache(settings, gateway),
     )
+    responses = response_cache(settings, gateway)
+    graphql_http: ASGIApp = view
+    if responses is not None:  # in front of the view, for HTTP (WebSockets pass through)
+        graphql_http = ResponseCacheMiddleware(view, cache=responses, observer=gateway.observer)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -176,7 +180,8 @@ def create_app(
 
     app = Starlette(
         routes=[
-            Route("/graphql", view),  # every method: the view answers 405 in GraphQL's shape
+            # every method: the view answers 405 in GraphQL's shape
+            Route("/graphql", graphql_http),
             WebSocketRoute("/graphql", view),
             Mount(ASSETS_PATH.rstrip("/"), StaticFiles(directory=ASSETS_DIR), name="assets"),
             *ops_routes(gateway),

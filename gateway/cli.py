@@ -146,13 +146,13 @@ def _make_sandbox(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from gateway.vendors.subnoto import enclave_warning
+    from gateway.vendors.registry import connector_for
 
     settings = load_settings(args.config)  # fail fast, with one line, before forking workers
-    subnoto = settings.vendors.get(Vendor.SUBNOTO)
-    warning = enclave_warning(subnoto.base_url) if subnoto and subnoto.enabled else None
-    if warning:
-        print(f"task-gateway: warning: {warning}", file=sys.stderr)
+    for config in settings.enabled:
+        warning = connector_for(config.vendor).startup_warning(config.base_url)
+        if warning:
+            print(f"task-gateway: warning: {warning}", file=sys.stderr)
     del settings
     if args.config:
         import os
@@ -174,19 +174,17 @@ def _serve(args: argparse.Namespace) -> int:
 
 def demo_settings(sandbox_url: str, sandbox: object) -> Settings:
     """Settings for the embedded sandbox: every vendor on, the sandbox's agents and keys."""
-    from gateway.config import CREDENTIAL_STYLE
     from gateway.sandbox import SANDBOX_CREDENTIALS
-    from gateway.vendors.base import Credentials
+    from gateway.vendors.registry import default_credentials
 
     vendors = {}
     for vendor in Vendor:
         secret = SANDBOX_CREDENTIALS.get(vendor)
-        header, scheme = CREDENTIAL_STYLE[vendor]
         vendors[vendor] = VendorConfig(
             vendor=vendor,
             enabled=True,
             base_url=f"{sandbox_url}/{vendor.value}",
-            credentials=Credentials(secret, header, scheme) if secret else None,
+            credentials=default_credentials(vendor, secret) if secret else None,
             agents=tuple(sandbox.agents(vendor)),  # type: ignore[attr-defined]
         )
     return Settings(
@@ -206,7 +204,7 @@ async def _demo(args: argparse.Namespace) -> None:
     app = create_app(demo_settings(sandbox_url, sandbox))
     sandbox_server = make_server(sandbox.app)
     gateway_server = make_server(app, log_level="info")
-    print(f"sandbox:  {sandbox_url}/{{agentex,xpander,orq,subnoto}}", flush=True)
+    print(f"sandbox:  {sandbox_url}/{_vendor_paths()}", flush=True)
     print(f"GraphiQL: http://{args.host}:{args.port}/graphql", flush=True)
     await asyncio.gather(
         sandbox_server.serve(sockets=[sandbox_socket]),
@@ -218,8 +216,13 @@ async def _sandbox(args: argparse.Namespace) -> None:
     from gateway.sandbox.app import serve_sandbox
 
     sandbox = _make_sandbox(args)
-    print(f"sandbox: http://{args.host}:{args.port}/{{agentex,xpander,orq,subnoto}}", flush=True)
+    print(f"sandbox: http://{args.host}:{args.port}/{_vendor_paths()}", flush=True)
     await serve_sandbox(sandbox, args.host, args.port)
+
+
+def _vendor_paths() -> str:
+    """The sandbox's per-vendor paths in shell-brace style, one per ``Vendor`` value."""
+    return "{" + ",".join(v.value for v in Vendor) + "}"
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ A mistake stops start-up with one line that names the setting, e.g.
 
     [vendors.xpander]
     base_url = "https://api.xpander.ai"
-    agents = ["8c1a…", "f02e…"]           # xpander and orq list tasks per agent
+    agents = ["8c1a…", "f02e…"]           # a vendor that lists tasks per agent needs some
     # api_key from $TASK_GATEWAY_XPANDER_API_KEY (or api_key = "…" in a file kept secret)
 
 Every setting is declared once, in the tables below (``SECTIONS``, ``VENDOR_KEYS``): its
@@ -32,11 +32,12 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import SplitResult, urlsplit
 
+from gateway.core.contract import Credentials
 from gateway.core.records import TaskStatus, Vendor
 from gateway.graph.cost import DEFAULT_MAX_COST, DEFAULT_MAX_LIST_ITEMS
 from gateway.graph.document import DEFAULT_MAX_DOCUMENT_BYTES
 from gateway.graph.schema import QueryLimits
-from gateway.vendors.base import Credentials
+from gateway.vendors.registry import CONNECTORS, connector_for
 from gateway.web.auth import DEFAULT_FAILED_PER_MINUTE as DEFAULT_FAILED_AUTH_PER_MINUTE
 from gateway.web.limits import DEFAULT_BURST, DEFAULT_MAX_BODY_BYTES, DEFAULT_RATE_PER_SECOND
 from gateway.web.persisted import DEFAULT_MAX_ENTRIES as DEFAULT_APQ_MAX_ENTRIES
@@ -60,16 +61,6 @@ DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 
 KIB, MIB, GIB = 1024, 1024 * 1024, 1024 * 1024 * 1024
 DAY = 24 * 3600.0
-
-# How each vendor expects its key; Agentex has no auth in its spec, deployments add one.
-CREDENTIAL_STYLE: dict[Vendor, tuple[str, str | None]] = {
-    Vendor.AGENTEX: ("Authorization", "Bearer"),
-    Vendor.XPANDER: ("x-api-key", None),
-    Vendor.ORQ: ("Authorization", "Bearer"),
-    Vendor.SUBNOTO: ("Authorization", "Bearer"),
-}
-KEY_REQUIRED = {Vendor.XPANDER, Vendor.ORQ, Vendor.SUBNOTO}
-PER_AGENT = {Vendor.XPANDER, Vendor.ORQ}
 
 Kind = Literal["bool", "int", "float", "text", "texts", "table"]
 
@@ -436,9 +427,10 @@ def _vendor(vendor: Vendor, raw: Mapping[str, Any], env: Mapping[str, str]) -> V
     values = _section(raw, VENDOR_KEYS, where, env, prefix)
     base_url: str = values["base_url"] or ""
     enabled = bool(base_url) if values["enabled"] is None else values["enabled"]
-    header, scheme = CREDENTIAL_STYLE[vendor]
-    header = values["api_key_header"] or header
-    scheme = scheme if values["api_key_scheme"] is None else values["api_key_scheme"] or None
+    connector = connector_for(vendor)  # what the vendor declares about itself
+    header = values["api_key_header"] or connector.CREDENTIAL_HEADER
+    scheme = values["api_key_scheme"]
+    scheme = connector.CREDENTIAL_SCHEME if scheme is None else scheme or None
     secret = values["api_key"]
     credentials = Credentials(secret, header, scheme) if secret else None
     status_map: dict[str, TaskStatus] = {}
@@ -448,17 +440,19 @@ def _vendor(vendor: Vendor, raw: Mapping[str, Any], env: Mapping[str, str]) -> V
         except KeyError:
             names = ", ".join(s.name.lower() for s in TaskStatus)
             raise ConfigError(f"{where}.status_map.{value}: must be one of {names}") from None
-    if status_map and vendor is not Vendor.AGENTEX:
-        raise ConfigError(f"{where}.status_map: only Agentex's free-form statuses can be extended")
+    if status_map and not connector.EXTENSIBLE_STATUSES:
+        raise ConfigError(
+            f"{where}.status_map: only {_extensible()}'s free-form statuses can be extended"
+        )
     if enabled:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname or not _port_ok(parts):
             raise ConfigError(f"{where}.base_url: must be an http(s) URL (set {prefix}BASE_URL)")
         if parts.username or parts.password:
             raise ConfigError(f"{where}.base_url: put credentials in api_key, not in the URL")
-        if vendor in KEY_REQUIRED and credentials is None:
+        if connector.KEY_REQUIRED and credentials is None:
             raise ConfigError(f"{where}.api_key: missing (set {prefix}API_KEY)")
-        if vendor in PER_AGENT and not values["agents"]:
+        if connector.PER_AGENT and not values["agents"]:
             raise ConfigError(
                 f"{where}.agents: {vendor.value} lists tasks per agent; name at least one"
             )
@@ -480,6 +474,11 @@ def _vendor(vendor: Vendor, raw: Mapping[str, Any], env: Mapping[str, str]) -> V
         status_map=status_map,
         max_response_bytes=values["max_response_bytes"],
     )
+
+
+def _extensible() -> str:
+    """The vendors whose statuses configuration may extend, by name (``A and B``)."""
+    return " and ".join(c.LABEL for c in CONNECTORS.values() if c.EXTENSIBLE_STATUSES)
 
 
 def _port_ok(parts: SplitResult) -> bool:

@@ -2,34 +2,33 @@
 
 - TTL per vendor; entries are kept ``stale_if_error`` seconds past expiry so a failing
   vendor can still be answered from its last good page (marked stale).
-- Single-flight: identical concurrent fetches join one upstream call in this process and,
-  on a shared backend, across replicas (a short lock key, then the others poll the entry).
+- Single-flight (``gateway.core.flight``): identical concurrent fetches join one upstream
+  call in this process and, on a shared backend, across replicas (a short lock key, then
+  the others poll the entry).
 - Generations: each vendor's keys carry a generation number kept in the backend, so a
   write (``updateTracker``) makes every older entry unreachable in every replica at once.
 - A backend that fails (Redis down) degrades to fetching without a cache, logs once, and
-  is used again as soon as it answers.
+  is used again as soon as it answers: the ``Store`` never raises, so nothing here catches
+  a backend error.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from gateway.core.codec import KEY_PREFIX, PAGE, WRITE, CachedPage, StoredWrite
+from gateway.core.contract import Credentials, SourcePage
 from gateway.core.errors import BadInputError, UpstreamError
+from gateway.core.flight import DEFAULT_LOCK_SECONDS, SingleFlight
 from gateway.core.records import TrackerRecord, Vendor
 from gateway.core.store import Store, create_store
-from gateway.vendors.base import Credentials, SourcePage
 
 GENERATION_KEYS = {vendor: f"{KEY_PREFIX}:gen:{vendor.value}" for vendor in Vendor}
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600.0
-DEFAULT_LOCK_SECONDS = 5.0
-LOCK_POLL_SECONDS = 0.02
 
 __all__ = [
     "KEY_PREFIX",
@@ -86,10 +85,13 @@ class PageCache:
         self.stale_if_error = stale_if_error
         self.lock_seconds = lock_seconds
         self.clock = clock
-        self._inflight: dict[str, asyncio.Future[PageResult]] = {}
         self.stats = store.stats
-        """One dict with the store's own counts (errors, undecodable), read by /metrics."""
-        self.stats.update(hits=0, misses=0, stale=0, joins=0, remote_joins=0)
+        """One dict with the store's own counts (errors, undecodable), the single-flight's
+        (joins, remote_joins) and the lookups', read by /metrics."""
+        self.stats.update(hits=0, misses=0, stale=0)
+        self.flight: SingleFlight[PageResult] = SingleFlight(
+            store, stats=self.stats, lock_seconds=lock_seconds, clock=clock
+        )
 
     @property
     def shared(self) -> bool:
@@ -135,53 +137,29 @@ class PageCache:
         store: bool = True,
     ) -> PageResult:
         entry: CachedPage | None = None
-        if not bypass and ttl > 0:
-            # A fetch already under way here answers without a round trip to the backend.
-            joined = await self._join(key)
-            if joined is not None:
-                return joined
+        # A fetch already under way here answers without a round trip to the backend.
+        if not bypass and ttl > 0 and not self.flight.running(key):
             entry = await self.store.get(key, PAGE)
             if entry is not None and entry.expires_at > self.clock():
                 self.stats["hits"] += 1
-                return PageResult(entry.page, entry.fetched_at, from_cache=True, stale=False)
-        joined = await self._join(key)
-        if joined is not None:
-            return joined
-        future: asyncio.Future[PageResult] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
-        try:
-            result = await self._fetch(
-                key, fetch, ttl=ttl if store else 0, entry=entry, bypass=bypass
-            )
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
-        except BaseException as exc:
-            if not future.done():
-                future.set_exception(exc)
-                future.exception()  # retrieved: joiners re-raise it; nobody else must log it
-            raise
-        else:
-            future.set_result(result)
-            return result
-        finally:
-            self._inflight.pop(key, None)
+                return self._cached(entry)
+        ttl = ttl if store else 0
+        shared = not bypass and ttl > 0
+        return await self.flight.run(
+            key,
+            lambda: self._fetch(key, fetch, ttl=ttl, entry=entry, bypass=bypass),
+            peer=(lambda: self._fresh_entry(key)) if shared else None,
+        )
 
-    async def _join(self, key: str) -> PageResult | None:
-        """The result of this process's fetch of ``key`` already under way, if any."""
-        joined = self._inflight.get(key)
-        if joined is None:
-            return None
-        self.stats["joins"] += 1
-        try:
-            return await asyncio.shield(joined)
-        except asyncio.CancelledError:
-            # The owner gave up (its request's deadline); we were not cancelled ourselves,
-            # so the caller fetches on its own account.
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise
-            return None
+    def _cached(self, entry: CachedPage) -> PageResult:
+        return PageResult(entry.page, entry.fetched_at, from_cache=True, stale=False)
+
+    async def _fresh_entry(self, key: str) -> PageResult | None:
+        """A replica's fetch of ``key``, once it has stored it (``SingleFlight``'s peer)."""
+        entry = await self.store.get(key, PAGE)
+        if entry is not None and entry.expires_at > self.clock():
+            return self._cached(entry)
+        return None
 
     async def _fetch(
         self,
@@ -192,28 +170,13 @@ class PageCache:
         entry: CachedPage | None,
         bypass: bool,
     ) -> PageResult:
-        lock_key = f"{key}:lock"
-        token = uuid.uuid4().hex
-        locked = False
-        if self.shared and not bypass and ttl > 0:
-            locked = await self._acquire(lock_key, token)
-            if locked:
-                # A peer may have stored the page between our read and our lock.
-                latest = await self.store.get(key, PAGE)
-                if latest is not None and latest.expires_at > self.clock():
-                    await self.store.delete(lock_key)
-                    self.stats["remote_joins"] += 1
-                    return PageResult(latest.page, latest.fetched_at, from_cache=True, stale=False)
-            else:
-                waited = await self._wait_for_peer(key)
-                if waited is not None:
-                    self.stats["remote_joins"] += 1
-                    return PageResult(waited.page, waited.fetched_at, from_cache=True, stale=False)
+        """One upstream call; stored (before a replica's lock goes, so waiting replicas find
+        it), or answered from the last good entry within ``stale_if_error`` if it fails."""
         self.stats["misses"] += 1
         try:
             page = await fetch()
             now = self.clock()
-            if ttl > 0:  # stored before the lock goes, so waiting replicas find it
+            if ttl > 0:
                 cached = CachedPage(page, now, now + ttl)
                 await self.store.set(key, cached, PAGE, ttl=ttl + self.stale_if_error)
         except UpstreamError:
@@ -223,27 +186,7 @@ class PageCache:
                 self.stats["stale"] += 1
                 return PageResult(entry.page, entry.fetched_at, from_cache=True, stale=True)
             raise
-        finally:
-            if locked:
-                await self.store.delete(lock_key)
         return PageResult(page, now, from_cache=False, stale=False)
-
-    async def _acquire(self, lock_key: str, token: str) -> bool:
-        return await self.store.add(lock_key, token, ttl=self.lock_seconds)
-
-    async def _wait_for_peer(self, key: str) -> CachedPage | None:
-        """Another replica is fetching this page: poll for its entry, up to the lock time."""
-        deadline = self.clock() + self.lock_seconds
-        while self.clock() < deadline:
-            await asyncio.sleep(LOCK_POLL_SECONDS)
-            entry = await self.store.get(key, PAGE)
-            if entry is not None and entry.expires_at > self.clock():
-                return entry
-            if not await self.store.exists(f"{key}:lock"):
-                # Released: the page was stored just before, or the peer failed.
-                entry = await self.store.get(key, PAGE)
-                return entry if entry is not None and entry.expires_at > self.clock() else None
-        return None
 
     # -- idempotent writes ----------------------------------------------------------------
     async def idempotent(

@@ -22,8 +22,8 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
+from gateway.core.contract import SourcePage
 from gateway.core.records import TaskMetrics, TaskRecord, TaskStatus, TrackerRecord, Vendor
-from gateway.vendors.base import SourcePage
 
 FORMAT = 2
 """Version 1 stored Python object streams; its keys (``tg:v1:…``) are never read again."""

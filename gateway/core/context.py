@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from gateway.core.contract import Credentials
 from gateway.core.errors import UpstreamError
 from gateway.core.records import Vendor
-from gateway.vendors.base import Credentials
 
 
 @dataclass

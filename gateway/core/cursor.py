@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import orjson
 
+from gateway.core.contract import PageToken
 from gateway.core.errors import InvalidCursorError
-from gateway.vendors.base import PageToken
 
 CURSOR_VERSION = 2
 """2: a listing read in two parts (nulls-first Agentex) has a position per part, and a
@@ -78,6 +78,7 @@ def decode_cursor(cursor: str, query_fingerprint: str) -> dict[str, Position | N
             not isinstance(value, list)
             or len(value) != 2
             or not isinstance(value[1], int)
+            or isinstance(value[1], bool)
             or value[1] < 0
             or not (value[0] is None or isinstance(value[0], int | str))
             or isinstance(value[0], bool)

@@ -37,10 +37,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequen
 from dataclasses import dataclass
 
 from gateway.core.context import RequestState
-from gateway.core.cursor import DONE, Position, Positions, encode_cursor
-from gateway.core.errors import InvalidCursorError, UpstreamError
-from gateway.core.records import OrderField, TaskRecord
-from gateway.vendors.base import (
+from gateway.core.contract import (
     ListQuery,
     PageToken,
     PageWindows,
@@ -48,6 +45,9 @@ from gateway.vendors.base import (
     SourcePage,
     window_token,
 )
+from gateway.core.cursor import DONE, Position, Positions, encode_cursor
+from gateway.core.errors import InvalidCursorError, UpstreamError
+from gateway.core.records import OrderField, TaskRecord
 
 FetchPage = Callable[[Source, PageToken, RequestState], Awaitable[SourcePage]]
 

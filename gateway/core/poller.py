@@ -24,9 +24,9 @@ from datetime import datetime
 
 from gateway.core.cache import fingerprint
 from gateway.core.context import RequestState
+from gateway.core.contract import Credentials, ListQuery
 from gateway.core.records import TaskRecord, TaskStatus, Vendor
 from gateway.core.service import TaskService
-from gateway.vendors.base import Credentials, ListQuery
 
 logger = logging.getLogger("gateway.poller")
 

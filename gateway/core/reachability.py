@@ -24,11 +24,11 @@ import time
 from dataclasses import dataclass
 
 from gateway.core.context import RequestState
+from gateway.core.contract import ListQuery
 from gateway.core.errors import UpstreamError
 from gateway.core.records import Vendor
 from gateway.core.resilience import CircuitState
 from gateway.core.upstream import Upstream
-from gateway.vendors.base import ListQuery
 
 UNREACHED_CODES = frozenset({"UPSTREAM_UNAVAILABLE", "UPSTREAM_TIMEOUT"})
 DEFAULT_PROBE_INTERVAL_SECONDS = 5.0

@@ -1,7 +1,9 @@
 """The machinery's one entry point for the graph, the exports and the poller.
 
 ``TaskService`` turns a shared query into per-vendor sources, merges them into pages,
-counts, finds single tasks by id and writes trackers. It knows nothing of GraphQL.
+counts, finds single tasks by id and writes trackers. It knows nothing of GraphQL, and no
+vendor by name: what only some vendors can do (trackers, sub-tasks) it asks the connector
+(``TrackerWriter``, ``SubtaskLister``).
 """
 
 from __future__ import annotations
@@ -12,24 +14,15 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 
 from gateway.core.context import RequestState
+from gateway.core.contract import ListQuery, Source, SubtaskLister, TrackerWriter
 from gateway.core.cursor import Position, Positions, decode_cursor, short_hash
 from gateway.core.errors import BadInputError, NotFoundError, UpstreamBadRecordsError, UpstreamError
 from gateway.core.ids import TASK, TRACKER, decode_id
 from gateway.core.locks import lock_name
 from gateway.core.merge import ALL, DATED, UNDATED, MergedPage, Reader, merge_page, positions_for
-from gateway.core.records import (
-    Direction,
-    Order,
-    OrderField,
-    TaskRecord,
-    TrackerRecord,
-    Vendor,
-)
+from gateway.core.records import TaskRecord, TrackerRecord, Vendor
 from gateway.core.upstream import Upstream
-from gateway.vendors.base import ListQuery, Source
 
-CREATED_FIRST = Order(OrderField.CREATED_AT, Direction.DESC)
-"""The order every vendor streams: reads whole listings without sorting any of them."""
 MAX_FIRST = 100
 DEFAULT_FIRST = 20
 EXPORT_BATCH = 500
@@ -65,6 +58,17 @@ class TaskService:
     def enabled_vendors(self) -> tuple[Vendor, ...]:
         return tuple(v for v in Vendor if v in self.upstream.vendors)
 
+    def vendors_with(self, capability: type) -> tuple[Vendor, ...]:
+        """The enabled vendors whose connector has ``capability`` (one of the optional
+        protocols of ``gateway.core.contract``, e.g. ``TrackerWriter``)."""
+        return tuple(v for v in self.enabled_vendors if self.has(v, capability))
+
+    def has(self, vendor: Vendor, capability: type) -> bool:
+        """Whether ``vendor`` is enabled and its connector has ``capability``."""
+        return vendor in self.upstream.vendors and isinstance(
+            self.upstream.connector(vendor), capability
+        )
+
     def plan(self, query: ListQuery, vendors: Iterable[Vendor] | None = None) -> Plan:
         asked = set(vendors) if vendors is not None else set(Vendor)
         chosen = tuple(v for v in self.enabled_vendors if v in asked)
@@ -82,7 +86,7 @@ class TaskService:
             short_hash(s.key if p == ALL else f"{s.key}#{p}")
             for s, p in zip(sources, parts, strict=True)
         )
-        fingerprint = short_hash(repr((query, sorted(v.value for v in chosen))))
+        fingerprint = short_hash(repr((query.canonical(), sorted(v.value for v in chosen))))
         return Plan(query, tuple(sources), keys, chosen, fingerprint, tuple(parts))
 
     def check_first(self, first: int | None) -> int:
@@ -184,9 +188,9 @@ class TaskService:
             agent, native = node.parts
             task = await self.find_task(node.vendor, agent or None, native, state)
             return task
-        if node.kind == TRACKER and node.vendor is Vendor.AGENTEX and len(node.parts) == 3:
+        if node.kind == TRACKER and len(node.parts) == 3 and self.has(node.vendor, TrackerWriter):
             agent, task_id, _tracker_id = node.parts
-            found = await self.find_task(Vendor.AGENTEX, agent, task_id, state)
+            found = await self.find_task(node.vendor, agent, task_id, state)
             return found.tracker if found else None
         return None
 
@@ -208,25 +212,24 @@ class TaskService:
     async def subtasks(
         self, parents: Sequence[TaskRecord], state: RequestState
     ) -> list[list[TaskRecord]]:
-        """The sub-tasks of each parent (xpander only). One parent: pushed down as
-        ``parent_task_id`` to every agent. A batch: every agent's listing read once (the same
-        cached pages the listings and parent lookups use) and grouped, so a page of tasks
-        costs one read per agent, not one call per task and agent."""
-        wanted = [p for p in parents if p.vendor is Vendor.XPANDER]
-        if not wanted:
-            return [[] for _ in parents]
-        if len(wanted) == 1:
-            query = ListQuery(parent_task_id=wanted[0].native_id, order=CREATED_FIRST)
-        else:
-            query = ListQuery(order=CREATED_FIRST)
-        plan = self.plan(query, [Vendor.XPANDER])
-        children: dict[str, list[TaskRecord]] = {}
-        async for record in self.stream(plan, state):
-            if record.parent_native_id is not None:
-                children.setdefault(record.parent_native_id, []).append(record)
-        return [
-            children.get(p.native_id, []) if p.vendor is Vendor.XPANDER else [] for p in parents
-        ]
+        """The sub-tasks of each parent; none for a vendor whose tasks have none. Each
+        vendor that has them (``SubtaskLister``) names the listing that holds its parents'
+        children (``subtasks_query``); it is read once and grouped by parent."""
+        listers = self.vendors_with(SubtaskLister)
+        wanted: dict[Vendor, list[str]] = {}
+        for parent in parents:
+            if parent.vendor in listers:
+                wanted.setdefault(parent.vendor, []).append(parent.native_id)
+        children: dict[tuple[Vendor, str], list[TaskRecord]] = {}
+        for vendor, parent_ids in wanted.items():
+            lister = self.upstream.connector(vendor)
+            assert isinstance(lister, SubtaskLister)
+            plan = self.plan(lister.subtasks_query(parent_ids), [vendor])
+            async for record in self.stream(plan, state):
+                if record.parent_native_id is not None:
+                    key = (vendor, record.parent_native_id)
+                    children.setdefault(key, []).append(record)
+        return [children.get((p.vendor, p.native_id), []) for p in parents]
 
     async def parent(self, task: TaskRecord, state: RequestState) -> TaskRecord | None:
         if task.parent_native_id is None:
@@ -250,9 +253,9 @@ class TaskService:
     ) -> TrackerRecord:
         """PUT a tracker. The upstream overwrites ``status`` and ``status_reason`` with what
         it is sent, so fields the caller left out are filled from the tracker's current,
-        uncached value first; afterwards every cached Agentex page is dropped. The read and
-        the PUT hold the tracker's lock (across replicas with Redis), so two partial updates
-        through this gateway never undo each other.
+        uncached value first; afterwards every cached page of its vendor is dropped. The
+        read and the PUT hold the tracker's lock (across replicas with Redis), so two partial
+        updates through this gateway never undo each other.
 
         With an ``idempotency_key``, a repeat of a request that succeeded gets the first
         answer back (for a day) instead of writing again; keys are scoped to ``caller`` (a
@@ -287,15 +290,18 @@ class TaskService:
         fields: frozenset[str],
     ) -> TrackerRecord:
         node = decode_id(tracker_id)
-        if node.kind != TRACKER or node.vendor is not Vendor.AGENTEX or len(node.parts) != 3:
+        vendor = node.vendor
+        if node.kind != TRACKER or len(node.parts) != 3:
             raise BadInputError("`id` must be the id of a Tracker")
-        if Vendor.AGENTEX not in self.upstream.vendors:
-            raise NotFoundError("Agentex is not enabled on this gateway")
+        if vendor not in self.upstream.vendors:
+            raise NotFoundError(f"{vendor.value} is not enabled on this gateway")
+        connector = self.upstream.connector(vendor)
+        if not isinstance(connector, TrackerWriter):
+            raise BadInputError("`id` must be the id of a Tracker")
         agent_id, task_id, native_id = node.parts
-        connector = self.upstream.connector(Vendor.AGENTEX)
-        credentials = state.credentials.get(Vendor.AGENTEX)
+        credentials = state.credentials.get(vendor)
         if not {"status", "statusReason"} <= fields:
-            current = await connector.get_tracker(agent_id, task_id, credentials)  # type: ignore[attr-defined]
+            current = await connector.get_tracker(agent_id, task_id, credentials)
             if current is None or current.native_id != native_id:
                 raise NotFoundError("no such tracker")
             if "status" not in fields:
@@ -304,7 +310,7 @@ class TaskService:
                 status_reason = current.status_reason
 
         async def put() -> TrackerRecord:
-            return await connector.update_tracker(  # type: ignore[attr-defined, no-any-return]
+            return await connector.update_tracker(
                 native_id,
                 status=status,
                 status_reason=status_reason,
@@ -314,12 +320,12 @@ class TaskService:
 
         try:
             # A PUT is idempotent: retried like a read (connection errors, 5xx, 429).
-            updated = await self.upstream.vendors[Vendor.AGENTEX].retry.run(put)
+            updated = await self.upstream.vendors[vendor].retry.run(put)
         finally:
             # Even a failed or unknown outcome may have changed the upstream: never keep
             # serving what the cache held before the attempt.
-            await self.upstream.cache.bump_generation(Vendor.AGENTEX)
-        state.generations.pop(Vendor.AGENTEX, None)
+            await self.upstream.cache.bump_generation(vendor)
+        state.generations.pop(vendor, None)
         return updated
 
 

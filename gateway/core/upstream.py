@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 
 from gateway.core.cache import PageCache, fingerprint
 from gateway.core.context import RequestState
+from gateway.core.contract import Credentials, PageToken, Source, SourcePage, VendorConnector
 from gateway.core.errors import UpstreamCallLimitError, UpstreamError, UpstreamTimeoutError
 from gateway.core.health import VendorHealth
 from gateway.core.records import Vendor
 from gateway.core.resilience import CircuitBreaker, CircuitState, RetryPolicy
-from gateway.vendors.base import Connector, Credentials, PageToken, Source, SourcePage
 
 DEFAULT_TTL_SECONDS = 30.0
 DEFAULT_FIRST_PAGE_TTL_SECONDS = 10.0
@@ -24,7 +24,7 @@ class VendorRuntime:
     """A connector with its cache and failure policies. A listing's first page is where new
     and changed tasks show up first, so it gets its own, usually shorter, TTL."""
 
-    connector: Connector
+    connector: VendorConnector
     ttl: float = DEFAULT_TTL_SECONDS
     first_page_ttl: float = DEFAULT_FIRST_PAGE_TTL_SECONDS
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -63,7 +63,7 @@ class Upstream:
             return CircuitState.CLOSED
         return runtime.breaker.state
 
-    def connector(self, vendor: Vendor) -> Connector:
+    def connector(self, vendor: Vendor) -> VendorConnector:
         return self.vendors[vendor].connector
 
     def credentials(self, vendor: Vendor, state: RequestState) -> Credentials | None:

@@ -12,6 +12,7 @@ import strawberry
 from gateway.core.records import Direction, OrderField, TaskStatus, Vendor
 from gateway.core.resilience import CircuitState
 from gateway.core.stats import GroupBy
+from gateway.vendors.registry import CONNECTORS
 
 
 def describe(
@@ -31,35 +32,47 @@ def describe(
 VendorEnum = describe(
     Vendor,
     "An upstream agent-task API the gateway aggregates.",
-    {
-        "AGENTEX": "Scale Agentex: task trackers (`GET /tracker`).",
-        "XPANDER": "xpander.ai: an agent's tasks (`GET /v1/agents/{agent_id}/tasks`).",
-        "ORQ": "orq.ai: an agent's tasks (`GET /v2/agents/{agent_key}/tasks`).",
-        "SUBNOTO": "Subnoto: the team's agent tasks (`POST /public/agent-task/list`).",
-    },
+    {vendor.name: connector.DESCRIPTION for vendor, connector in CONNECTORS.items()},
 )
+
+STATUS_MEANINGS = {
+    "PENDING": "Accepted, not started.",
+    "RUNNING": "Being worked on.",
+    "PAUSED": "Stopped for now, will resume.",
+    "AWAITING_APPROVAL": "Waiting for a person to approve a step.",
+    "IDLE": "Alive but doing nothing.",
+    "COMPLETED": "Finished successfully.",
+    "FAILED": "Finished with an error.",
+    "CANCELLED": "Stopped on purpose.",
+    "UNKNOWN": "The vendor gave no status or one the gateway does not know (counted in "
+    "`Query.vendors`).",
+}
+"""What each shared status means; the vendor values behind it come from the connectors."""
+
+
+def status_description(status: TaskStatus) -> str:
+    """``status``'s meaning, then each vendor's values for it in registry order, as each
+    connector declares them; neighbours with the same values share one phrase
+    (``A and B paused``)."""
+    phrases: list[tuple[list[str], str]] = []
+    for connector in CONNECTORS.values():
+        values = connector.status_notes().get(status)
+        if values is None:
+            continue
+        if phrases and phrases[-1][1] == values:
+            phrases[-1][0].append(connector.LABEL)
+        else:
+            phrases.append(([connector.LABEL], values))
+    if not phrases:
+        return STATUS_MEANINGS[status.name]
+    said = "; ".join(f"{' and '.join(labels)} {values}" for labels, values in phrases)
+    return f"{STATUS_MEANINGS[status.name]} {said}."
+
 
 TaskStatusEnum = describe(
     TaskStatus,
     "The shared status every vendor's own status is mapped onto (see `Task.vendorStatus`).",
-    {
-        "PENDING": "Accepted, not started. Agentex pending/queued/created/scheduled; xpander "
-        "pending.",
-        "RUNNING": "Being worked on. Agentex running/processing/in_progress/active/working; "
-        "xpander executing; orq in_progress; Subnoto working.",
-        "PAUSED": "Stopped for now, will resume. Agentex and xpander paused.",
-        "AWAITING_APPROVAL": "Waiting for a person to approve a step. Agentex "
-        "awaiting_approval/waiting_for_approval; orq `state.waiting_for_approval`.",
-        "IDLE": "Alive but doing nothing. Agentex idle; orq `state.inactive` without error; "
-        "Subnoto idle.",
-        "COMPLETED": "Finished successfully. Agentex completed/complete/done/succeeded/success; "
-        "xpander completed; Subnoto complete.",
-        "FAILED": "Finished with an error. Agentex failed/failure/error/errored; xpander "
-        "error/failed; orq `state.error` set; Subnoto failure.",
-        "CANCELLED": "Stopped on purpose. Agentex cancelled/canceled/stopped; xpander stopped.",
-        "UNKNOWN": "The vendor gave no status or one the gateway does not know (counted in "
-        "`Query.vendors`).",
-    },
+    {status.name: status_description(status) for status in TaskStatus},
 )
 
 OrderFieldEnum = describe(

@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 
 import strawberry
 
+from gateway.core.contract import ListQuery
 from gateway.core.errors import BadInputError
 from gateway.core.records import Direction, Order, OrderField, TaskStatus, Vendor
-from gateway.vendors.base import ListQuery
 
 
 @strawberry.input(description="Which tasks to list; every field narrows (AND), lists are OR.")

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import strawberry
 from strawberry.types.nodes import SelectedField
 
+from gateway.core.contract import ListQuery, TrackerWriter
 from gateway.core.records import TaskRecord, TrackerRecord, Vendor
 from gateway.core.stats import STATS_ORDER, GroupBy, task_stats
 from gateway.graph.context import GraphContext
@@ -26,7 +27,6 @@ from gateway.graph.types import (
     TrackerEdge,
     VendorInfo,
 )
-from gateway.vendors.base import ListQuery
 
 Info = strawberry.Info[GraphContext, None]
 
@@ -139,7 +139,7 @@ class Query:
             ListQuery(agent_ids=frozenset([agent_id]) if agent_id else None, native_id=task_id),
             agents="agentId",
         )
-        plan = service.plan(query, [Vendor.AGENTEX])
+        plan = service.plan(query, service.vendors_with(TrackerWriter))
         page = await service.page(plan, first, after, info.context.state)
         items = [item for item in page.items if item.record.tracker is not None]
         trackers: list[TrackerRecord] = [item.record.tracker for item in items]  # type: ignore[misc]

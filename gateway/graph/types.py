@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from strawberry.scalars import JSON
 
+from gateway.core.contract import SubtaskLister
 from gateway.core.health import VendorHealth
 from gateway.core.merge import MergedItem, MergedPage
 from gateway.core.records import TaskMetrics, TaskRecord, TaskStatus, TrackerRecord, Vendor
@@ -139,8 +140,8 @@ class TaskType(Node):
         self, info: strawberry.Info[GraphContext, None]
     ) -> list[Annotated[TaskType, strawberry.lazy("gateway.graph.types")]]:
         record: TaskRecord = self  # type: ignore[assignment]
-        if record.vendor is not Vendor.XPANDER:
-            return []
+        if not info.context.service.has(record.vendor, SubtaskLister):
+            return []  # a vendor whose tasks have no sub-tasks
         return await info.context.children.load(record)  # type: ignore[return-value]
 
     @classmethod

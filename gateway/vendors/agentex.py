@@ -20,29 +20,19 @@ from urllib.parse import quote
 import httpx
 import orjson
 
-from gateway.core.errors import (
-    NotFoundError,
-    UpstreamBadResponseError,
-    UpstreamOutcomeUnknownError,
-    UpstreamRejectedError,
-    UpstreamUnavailableError,
-)
+from gateway.core.contract import Credentials, ListQuery, PageToken, PageWindows, Source, SourcePage
+from gateway.core.errors import NotFoundError, UpstreamBadResponseError, UpstreamRejectedError
 from gateway.core.ids import TASK, TRACKER, encode_id
 from gateway.core.records import OrderField, TaskRecord, TaskStatus, TrackerRecord, Vendor
-from gateway.core.statuses import AGENTEX_STATUS_MAP, map_status
+from gateway.core.statuses import map_status
 from gateway.vendors.base import (
     Connector,
-    Credentials,
-    ListQuery,
-    PageToken,
-    PageWindows,
-    Source,
-    SourcePage,
-    VendorSettings,
-    offset_page,
-    params_tuple,
-    parse_time,
+    decode_json,
     raise_for_status,
+    required,
+    required_time,
+    text,
+    time_field,
 )
 
 PATH = "/tracker"
@@ -50,26 +40,30 @@ BAD_SHAPE = "agentex answered with an unexpected shape"
 ORDER_COLUMNS = {OrderField.UPDATED_AT: "updated_at", OrderField.CREATED_AT: "created_at"}
 MAX_DETAIL_CHARS = 200
 LINK = re.compile(r"\w+://\S+")
-
-
-def default_credentials(secret: str) -> Credentials:
-    """Agentex's spec has no auth; deployments put a bearer key in front of it (the
-    configuration may name another header or scheme)."""
-    return Credentials(secret, "Authorization", "Bearer")
+S = TaskStatus
+STATUSES: Mapping[str, TaskStatus] = {
+    # Free-form values, matched case-insensitively (VENDORS.md); ``status_map`` in the
+    # configuration adds more.
+    **dict.fromkeys(["pending", "queued", "created", "scheduled"], S.PENDING),
+    **dict.fromkeys(["running", "processing", "in_progress", "active", "working"], S.RUNNING),
+    "paused": S.PAUSED,
+    **dict.fromkeys(["awaiting_approval", "waiting_for_approval"], S.AWAITING_APPROVAL),
+    "idle": S.IDLE,
+    **dict.fromkeys(["completed", "complete", "done", "succeeded", "success"], S.COMPLETED),
+    **dict.fromkeys(["failed", "failure", "error", "errored"], S.FAILED),
+    **dict.fromkeys(["cancelled", "canceled", "stopped"], S.CANCELLED),
+}
 
 
 class AgentexConnector(Connector):
     vendor = Vendor.AGENTEX
     page_size = 50  # a page of results reads little; streaming covers every order
     exact_filters: ClassVar[frozenset[str]] = frozenset({"agent_ids", "native_id"})
-
-    def __init__(self, settings: VendorSettings, client: httpx.AsyncClient) -> None:
-        super().__init__(settings, client)
-        # Built once: every tracker of every page is mapped through it.
-        self.status_map: Mapping[str, TaskStatus] = {
-            **AGENTEX_STATUS_MAP,
-            **{k.strip().lower(): v for k, v in settings.extra_status_map.items()},
-        }
+    LABEL = "Agentex"
+    DESCRIPTION = "Scale Agentex: task trackers (`GET /tracker`)."
+    KEY_REQUIRED = False  # its spec has no auth; deployments put a bearer key in front of it
+    STATUS_MAP = STATUSES
+    EXTENSIBLE_STATUSES = True
 
     def sources(self, query: ListQuery) -> list[Source]:
         if (
@@ -89,25 +83,19 @@ class AgentexConnector(Connector):
         # ``updated_at`` order in ``desc`` puts nulls first.
         nulls_first = query.order.field is OrderField.UPDATED_AT and query.order.descending
         return [
-            Source(
-                self.vendor,
-                PATH,
-                params_tuple(agent_id=agent, **common),
-                ordered=True,
-                nulls_first=nulls_first,
-            )
+            self.source(PATH, True, nulls_first=nulls_first, agent_id=agent, **common)
             for agent in agents
         ]
 
     def windows(self, source: Source) -> PageWindows:
         """Rows tie when equal on every ``ORDER BY`` column (``<order_by>, updated_at,
         created_at``, so the two times); ``limit`` has no maximum."""
-        return PageWindows(self.page_size, None, _both_times)
+        return self.tie_windows(None, _both_times)
 
     async def fetch_page(
         self, source: Source, token: PageToken, credentials: Credentials | None = None
     ) -> SourcePage:
-        page, limit = offset_page(token, self.page_size)
+        page, limit = self.offset_page(token)
         params = {**dict(source.params), "limit": limit, "page_number": page}
         body = await self.request_json("GET", PATH, credentials=credentials, params=params)
         if not isinstance(body, list):
@@ -151,7 +139,15 @@ class AgentexConnector(Connector):
         body: dict[str, str | None] = {"status": status, "status_reason": status_reason}
         if last_processed_event_id is not None:
             body["last_processed_event_id"] = last_processed_event_id
-        response = await self._put(f"{PATH}/{quote(tracker_id, safe='')}", body, credentials)
+        response = await self.send(
+            "PUT",
+            f"{PATH}/{quote(tracker_id, safe='')}",
+            credentials=credentials,
+            json=body,
+            writes="tracker",
+        )
+        # Checked before ``raise_for_status``, which would drop the vendor's reason for a
+        # 4xx: the one thing a caller needs to fix a refused update.
         if response.status_code == 404:
             raise NotFoundError("no such Agentex tracker")
         if response.status_code in (400, 422):
@@ -161,30 +157,7 @@ class AgentexConnector(Connector):
                 status=response.status_code,
             )
         raise_for_status(self.vendor, response)
-        try:
-            answer = orjson.loads(response.content)
-        except orjson.JSONDecodeError as exc:
-            raise UpstreamBadResponseError(
-                self.vendor, "agentex answered with malformed JSON"
-            ) from exc
-        return self._tracker_from(answer)
-
-    async def _put(
-        self, path: str, body: dict[str, str | None], credentials: Credentials | None
-    ) -> httpx.Response:
-        """Send the write ourselves: ``request_json`` drops the vendor's reason for a 4xx,
-        which is the one thing a caller needs to fix a refused update."""
-        try:
-            return await self.client.put(path, json=body, headers=self.auth_headers(credentials))
-        except (httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ConnectError) as exc:
-            raise UpstreamUnavailableError(self.vendor, "agentex could not be reached") from exc
-        except httpx.TransportError as exc:
-            # The request left: Agentex may have applied it without our hearing back.
-            raise UpstreamOutcomeUnknownError(
-                self.vendor,
-                "agentex did not confirm the update; it may or may not have been applied: "
-                "read the tracker back before retrying",
-            ) from exc
+        return self._tracker_from(decode_json(self.vendor, response))
 
     def _tracker_from(self, item: Any) -> TrackerRecord:
         try:
@@ -216,23 +189,20 @@ def _to_record(item: dict[str, Any], status_map: Mapping[str, TaskStatus]) -> Ta
 
 
 def _to_tracker(item: dict[str, Any], status_map: Mapping[str, TaskStatus]) -> TrackerRecord:
-    tracker_id = _required(item, "id")
-    agent_id = _required(item, "agent_id")
-    task_id = _required(item, "task_id")
-    created = parse_time(_text(item, "created_at"))
-    if created is None:
-        raise ValueError("created_at")
-    vendor_status = _text(item, "status")
+    tracker_id = required(item, "id")
+    agent_id = required(item, "agent_id")
+    task_id = required(item, "task_id")
+    vendor_status = text(item, "status")
     return TrackerRecord(
         native_id=tracker_id,
         agent_id=agent_id,
         task_id=task_id,
         status=map_status(status_map, vendor_status),
         vendor_status=vendor_status,
-        status_reason=_text(item, "status_reason"),
-        last_processed_event_id=_text(item, "last_processed_event_id"),
-        created_at=created,
-        updated_at=parse_time(_text(item, "updated_at")),
+        status_reason=text(item, "status_reason"),
+        last_processed_event_id=text(item, "last_processed_event_id"),
+        created_at=required_time(item, "created_at"),  # a column of every ORDER BY
+        updated_at=time_field(item, "updated_at"),
         global_id=encode_id(TRACKER, Vendor.AGENTEX, agent_id, task_id, tracker_id),
     )
 
@@ -257,19 +227,3 @@ def _issue(error: dict[str, Any]) -> str:
     loc = error.get("loc")
     field = ".".join(str(p) for p in loc[1:]) if isinstance(loc, list) else ""
     return f"{field}: {error.get('msg')}" if field else str(error.get("msg"))
-
-
-def _required(item: dict[str, Any], key: str) -> str:
-    """A non-empty string field: without it the item cannot be read (it is skipped)."""
-    value = item[key]
-    if not isinstance(value, str) or not value:
-        raise ValueError(key)
-    return value
-
-
-def _text(item: dict[str, Any], key: str) -> str | None:
-    """A nullable string field; any other type makes the item unreadable."""
-    value = item.get(key)
-    if value is not None and not isinstance(value, str):
-        raise TypeError(key)
-    return value

@@ -1,9 +1,12 @@
-"""The connector interface: everything the gateway needs from one vendor.
+"""The connectors' shared base: the contract of ``gateway.core.contract`` over HTTP.
 
 A connector is pure translation. It says which upstream listings ("sources") answer a
 query, fetches one page of one source and normalizes it into ``TaskRecord``s. It keeps no
 state and does no caching, merging or retrying: the machinery in ``gateway.core`` does
-that once for every vendor. A fifth vendor is one module with one ``Connector`` subclass.
+that once for every vendor. What connectors share is here, once: the request and its
+error mapping (``send``), the field readers (``required``, ``text``, ``time_field``) and the
+small builders ``sources`` and ``fetch_page`` use. A fifth vendor's connector is one module
+with one ``Connector`` subclass (``docs/adding-a-vendor.md`` lists the other files).
 """
 
 from __future__ import annotations
@@ -11,15 +14,23 @@ from __future__ import annotations
 import abc
 import logging
 from collections.abc import Callable, Hashable, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import httpx
 import orjson
 
+from gateway.core.contract import (
+    Credentials,
+    ListQuery,
+    PageToken,
+    PageWindows,
+    Source,
+    SourcePage,
+    VendorSettings,
+    offset_page,
+)
 from gateway.core.errors import (
-    InvalidCursorError,
     UpstreamAuthError,
     UpstreamBadResponseError,
     UpstreamError,
@@ -29,175 +40,25 @@ from gateway.core.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from gateway.core.records import Order, TaskRecord, TaskStatus, Vendor
+from gateway.core.records import Direction, Order, OrderField, TaskRecord, TaskStatus, Vendor
+from gateway.core.statuses import vendor_values
 
 logger = logging.getLogger("gateway.vendors")
 
-PageToken = int | str | None
-"""Where a page starts: a page number, an opaque vendor cursor, or None for the first."""
-
-
-FILTER_FIELDS = (
-    "statuses",
-    "agent_ids",
-    "user_id",
-    "parent_task_id",
-    "triggering_agent_id",
-    "updated_after",
-    "updated_before",
-    "native_id",
-)
-
-
-@dataclass(frozen=True, slots=True)
-class ListQuery:
-    """A task listing in shared terms. Connectors push down what their vendor supports;
-    the merge re-checks every condition on the normalized records, so push-down is only
-    an optimization and can never change an answer."""
-
-    statuses: frozenset[TaskStatus] | None = None
-    agent_ids: frozenset[str] | None = None
-    user_id: str | None = None
-    parent_task_id: str | None = None
-    triggering_agent_id: str | None = None
-    updated_after: datetime | None = None
-    updated_before: datetime | None = None
-    native_id: str | None = None
-    order: Order = field(default_factory=Order)
-
-    def conditions(self) -> frozenset[str]:
-        """The names of the filter fields this query sets."""
-        return frozenset(name for name in FILTER_FIELDS if getattr(self, name) is not None)
-
-    def matches(self, record: TaskRecord) -> bool:
-        if self.statuses is not None and record.status not in self.statuses:
-            return False
-        if self.agent_ids is not None and record.agent_id not in self.agent_ids:
-            return False
-        if self.user_id is not None and record.user_id != self.user_id:
-            return False
-        if self.parent_task_id is not None and record.parent_native_id != self.parent_task_id:
-            return False
-        if (
-            self.triggering_agent_id is not None
-            and record.triggering_agent_id != self.triggering_agent_id
-        ):
-            return False
-        if self.updated_after is not None or self.updated_before is not None:
-            # A time filter never matches a task whose update time is unknown.
-            updated = record.updated_at
-            if updated is None:
-                return False
-            if self.updated_after is not None and updated < self.updated_after:
-                return False
-            if self.updated_before is not None and updated >= self.updated_before:
-                return False
-        return self.native_id is None or record.native_id == self.native_id
-
-    @property
-    def has_time_filter(self) -> bool:
-        return self.updated_after is not None or self.updated_before is not None
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    """One upstream listing (a vendor, maybe one agent, pushed-down parameters).
-
-    ``ordered`` is True when the vendor returns this listing in the query's order, so the
-    merge can stream it page by page; otherwise the merge reads it whole and sorts it.
-    ``params`` is everything that identifies the listing; it is part of the cache key.
-    ``nulls_first``: the vendor lists tasks without the sort time *before* the others in
-    this order (Agentex ``desc``: Postgres' default), the opposite of the gateway's rule
-    (missing times last); the merge then reads the listing as two parts.
-    """
-
-    vendor: Vendor
-    path: str
-    params: tuple[tuple[str, str], ...]
-    ordered: bool
-    nulls_first: bool = False
-
-    @property
-    def key(self) -> str:
-        query = "&".join(f"{k}={v}" for k, v in self.params)
-        return f"{self.vendor.value}:{self.path}?{query}"
-
-
-@dataclass(frozen=True, slots=True)
-class SourcePage:
-    """One normalized upstream page; ``next_token`` None means it was the last."""
-
-    records: tuple[TaskRecord, ...]
-    next_token: PageToken
-    total: int | None = None
-    skipped: int = 0
-    """Items the connector could not normalize (reported, never fatal)."""
-
-
-@dataclass(frozen=True, slots=True)
-class PageWindows:
-    """How an offset-paged listing (``page`` number and ``limit``) can be re-read.
-
-    Rows tied on every column the vendor sorts by (``tie_key``) may come back in another
-    order on each request, so a tie group that straddles a page boundary can lose or repeat
-    a row between two page reads. The merge then reads the whole group again in one
-    response: a page of ``limit`` rows (at most ``max_limit``, None: no maximum) that
-    covers it, asked for with the token ``window_token(page, limit)``.
-    """
-
-    page_size: int
-    max_limit: int | None
-    tie_key: Callable[[TaskRecord], Hashable]
-
-
-def window_token(page: int, limit: int) -> str:
-    """The page token of page ``page`` read with ``limit`` rows a page."""
-    return f"{page}x{limit}"
-
-
-def offset_page(token: PageToken, page_size: int) -> tuple[int, int]:
-    """``(page, limit)`` of an offset-paged token: None (page 1), a page number, or a
-    ``window_token``. A token from a forged cursor is INVALID_CURSOR, never a crash."""
-    if token is None:
-        return 1, page_size
-    if isinstance(token, int) and not isinstance(token, bool) and token >= 1:
-        return token, page_size
-    if isinstance(token, str):
-        page, _, limit = token.partition("x")
-        if page.isdigit() and limit.isdigit() and int(page) >= 1 and int(limit) >= 1:
-            return int(page), int(limit)
-    raise InvalidCursorError("the cursor is malformed")
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    """A vendor credential. ``repr`` never shows the secret."""
-
-    secret: str
-    header: str = "Authorization"
-    scheme: str | None = "Bearer"
-
-    def headers(self) -> dict[str, str]:
-        value = f"{self.scheme} {self.secret}" if self.scheme else self.secret
-        return {self.header: value}
-
-    def __repr__(self) -> str:
-        return f"Credentials(header={self.header!r}, secret=***)"
-
-
-@dataclass(frozen=True, slots=True)
-class VendorSettings:
-    """What a connector needs from configuration (see ``gateway.config``)."""
-
-    vendor: Vendor
-    base_url: str
-    credentials: Credentials | None = None
-    agents: tuple[str, ...] = ()
-    extra_status_map: Mapping[str, TaskStatus] = field(default_factory=dict)
+CREATED_FIRST = Order(OrderField.CREATED_AT, Direction.DESC)
+"""Newest created first: the only order xpander and orq list in (a listing wanted in another
+is read whole and sorted)."""
 
 
 class Connector(abc.ABC):
-    """One vendor's API behind one small interface."""
+    """One vendor's API behind one small interface.
+
+    A subclass is also the vendor's descriptor (libcloud's driver attributes): the class
+    attributes below declare what configuration, the CLI and the graph need to know about
+    the vendor, and they read them here (through ``gateway.vendors.registry``), never from
+    a table of their own. Optional abilities are the protocols of ``gateway.core.contract``
+    (``TrackerWriter``, ``SubtaskLister``): a connector has one by implementing it.
+    """
 
     vendor: ClassVar[Vendor]
     page_size: ClassVar[int]
@@ -206,9 +67,55 @@ class Connector(abc.ABC):
     """``ListQuery`` fields this vendor applies itself, exactly: when a query uses only
     these, the vendor's own total is the count and ``totalCount`` costs one call."""
 
+    LABEL: ClassVar[str]
+    """The vendor's name in prose (messages, descriptions), e.g. ``Agentex``."""
+    DESCRIPTION: ClassVar[str]
+    """The GraphQL description of the vendor's ``Vendor`` enum value."""
+    CREDENTIAL_HEADER: ClassVar[str] = "Authorization"
+    CREDENTIAL_SCHEME: ClassVar[str | None] = "Bearer"
+    """How the vendor expects its key (configuration may name another header or scheme)."""
+    KEY_REQUIRED: ClassVar[bool] = True
+    """Start-up refuses the vendor enabled without a key."""
+    PER_AGENT: ClassVar[bool] = False
+    """The vendor lists tasks per agent: start-up wants at least one agent configured."""
+    STATUS_MAP: ClassVar[Mapping[str, TaskStatus]]
+    """The vendor's status values onto the shared ``TaskStatus`` (lower case)."""
+    EXTENSIBLE_STATUSES: ClassVar[bool] = False
+    """The vendor's statuses are free-form: ``status_map`` in its configuration adds values."""
+    STATUS_NOTES: ClassVar[Mapping[TaskStatus, str] | None] = None
+    """The vendor values shown in each ``TaskStatus`` description; None: read off
+    ``STATUS_MAP`` (its values per status, joined by ``/``)."""
+
     def __init__(self, settings: VendorSettings, client: httpx.AsyncClient) -> None:
         self.settings = settings
         self.client = client
+        # Built once: every record of every page is mapped through it. Configuration gives
+        # ``extra_status_map`` only to a vendor with ``EXTENSIBLE_STATUSES``.
+        self.status_map: Mapping[str, TaskStatus] = {
+            **self.STATUS_MAP,
+            **{k.strip().lower(): v for k, v in settings.extra_status_map.items()},
+        }
+
+    @classmethod
+    def credentials(cls, secret: str) -> Credentials:
+        """``secret`` in the header and scheme the vendor expects: configured keys and the
+        keys callers forward alike."""
+        return Credentials(secret, cls.CREDENTIAL_HEADER, cls.CREDENTIAL_SCHEME)
+
+    @classmethod
+    def status_notes(cls) -> dict[TaskStatus, str]:
+        """The vendor values each shared status stands for, as the GraphQL docs show them."""
+        if cls.STATUS_NOTES is not None:
+            return dict(cls.STATUS_NOTES)
+        values: dict[TaskStatus, list[str]] = {}
+        for value, status in cls.STATUS_MAP.items():
+            values.setdefault(status, []).append(value)
+        return {status: "/".join(names) for status, names in values.items()}
+
+    @classmethod
+    def startup_warning(cls, base_url: str) -> str | None:
+        """One line worth printing at start-up about this base URL; None: nothing to say."""
+        return None
 
     @abc.abstractmethod
     def sources(self, query: ListQuery) -> list[Source]:
@@ -228,6 +135,32 @@ class Connector(abc.ABC):
     ) -> SourcePage:
         """Fetch and normalize one page of ``source`` starting at ``token``."""
 
+    def source(
+        self, path: str, ordered: bool, *, nulls_first: bool = False, **params: Any
+    ) -> Source:
+        """A listing of this vendor at ``path`` with the upstream ``params`` (None or empty
+        ones left out), for ``sources``."""
+        return Source(self.vendor, path, params_tuple(**params), ordered, nulls_first)
+
+    def status_values(self, query: ListQuery) -> list[str] | None:
+        """The vendor values a status filter pushes down: None without a status filter,
+        ``[]`` when no value of this vendor maps to the statuses asked (so the vendor holds
+        no match and ``sources`` asks nobody)."""
+        if query.statuses is None:
+            return None
+        return vendor_values(self.status_map, query.statuses)
+
+    def offset_page(self, token: PageToken) -> tuple[int, int]:
+        """``(page, limit)`` to ask an offset-paged vendor for, at this connector's page size
+        (``gateway.core.contract.offset_page``)."""
+        return offset_page(token, self.page_size)
+
+    def tie_windows(
+        self, max_limit: int | None, tie_key: Callable[[TaskRecord], Hashable]
+    ) -> PageWindows:
+        """``PageWindows`` at this connector's page size, for ``windows``."""
+        return PageWindows(self.page_size, max_limit, tie_key)
+
     def agents_for(self, query: ListQuery) -> list[str]:
         """The agents to list for a per-agent vendor: the configured ones, narrowed by the
         query's ``agentIds`` (or those asked, when none are configured)."""
@@ -243,6 +176,16 @@ class Connector(abc.ABC):
         return chosen.headers() if chosen else {}
 
     async def request_json(
+        self, method: str, path: str, credentials: Credentials | None = None, **options: Any
+    ) -> Any:
+        """Send one read (``options``: ``send``'s ``params`` or ``json``) and return its
+        decoded JSON, every failure on the gateway's error tree (``send``,
+        ``raise_for_status``, ``decode_json``)."""
+        response = await self.send(method, path, credentials=credentials, **options)
+        raise_for_status(self.vendor, response)
+        return decode_json(self.vendor, response)
+
+    async def send(
         self,
         method: str,
         path: str,
@@ -250,39 +193,34 @@ class Connector(abc.ABC):
         credentials: Credentials | None = None,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
-        write: bool = False,
-    ) -> Any:
-        """Send one request and return its decoded JSON, mapping every failure onto the
-        gateway's error tree (the httpx ``map_httpcore_exceptions`` habit). For a ``write``,
-        a timeout once the request may have reached the vendor is an unknown outcome."""
+        writes: str | None = None,
+    ) -> httpx.Response:
+        """Send one request and return the vendor's response, whatever its status; a call
+        that gets no response is mapped onto the gateway's error tree (the httpx
+        ``map_httpcore_exceptions`` habit), the one place reads and writes do it.
+
+        ``writes`` names what a write changes (e.g. ``"tracker"``): once the request may have
+        reached the vendor (anything but a failed connect), silence is an unknown outcome,
+        not a timeout, since the vendor may have applied it without our hearing back."""
         vendor = self.vendor
         try:
-            response = await self.client.request(
+            return await self.client.request(
                 method, path, params=params, json=json, headers=self.auth_headers(credentials)
             )
         except (httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ConnectError) as exc:
             raise UpstreamUnavailableError(vendor, f"{vendor.value} could not be reached") from exc
-        except httpx.TimeoutException as exc:
-            if write:
+        except httpx.TransportError as exc:
+            if writes is not None:
                 raise UpstreamOutcomeUnknownError(
                     vendor,
-                    f"{vendor.value} did not answer in time; the change may or may not have "
-                    "been applied: read it back before retrying",
+                    f"{vendor.value} did not confirm the update; it may or may not have been "
+                    f"applied: read the {writes} back before retrying",
                 ) from exc
-            raise UpstreamTimeoutError(vendor, f"{vendor.value} did not answer in time") from exc
-        except httpx.TransportError as exc:
-            if write:
-                raise UpstreamOutcomeUnknownError(
-                    vendor, f"{vendor.value} dropped the connection; the outcome is unknown"
+            if isinstance(exc, httpx.TimeoutException):
+                raise UpstreamTimeoutError(
+                    vendor, f"{vendor.value} did not answer in time"
                 ) from exc
             raise UpstreamUnavailableError(vendor, f"{vendor.value} could not be reached") from exc
-        raise_for_status(vendor, response)
-        try:
-            return orjson.loads(response.content)
-        except orjson.JSONDecodeError as exc:
-            raise UpstreamBadResponseError(
-                vendor, f"{vendor.value} answered with malformed JSON"
-            ) from exc
 
     def normalize(
         self, items: Iterable[Any], to_record: Callable[[Any], TaskRecord]
@@ -324,6 +262,16 @@ def raise_for_status(vendor: Vendor, response: httpx.Response) -> None:
     raise error
 
 
+def decode_json(vendor: Vendor, response: httpx.Response) -> Any:
+    """The response's JSON body; one that does not decode is a bad response."""
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamBadResponseError(
+            vendor, f"{vendor.value} answered with malformed JSON"
+        ) from exc
+
+
 def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
@@ -350,3 +298,33 @@ def parse_time(value: Any) -> datetime | None:
 def params_tuple(**params: Any) -> tuple[tuple[str, str], ...]:
     """Source parameters in a stable order, empty values dropped."""
     return tuple(sorted((k, str(v)) for k, v in params.items() if v is not None and v != ""))
+
+
+def required(item: Mapping[str, Any], key: str) -> str:
+    """A non-empty string field: without it the item cannot be read (it is skipped)."""
+    value = item[key]
+    if not isinstance(value, str) or not value:
+        raise ValueError(key)
+    return value
+
+
+def text(item: Mapping[str, Any], key: str) -> str | None:
+    """A nullable string field; any other type makes the item unreadable."""
+    value = item.get(key)
+    if value is not None and not isinstance(value, str):
+        raise TypeError(key)
+    return value
+
+
+def time_field(item: Mapping[str, Any], key: str) -> datetime | None:
+    """A nullable ISO-8601 time field; any other type or text makes the item unreadable."""
+    return parse_time(text(item, key))
+
+
+def required_time(item: Mapping[str, Any], key: str) -> datetime:
+    """A time the item cannot be read without (one its listing is ordered by: without it,
+    the record cannot be placed)."""
+    moment = time_field(item, key)
+    if moment is None:
+        raise ValueError(key)
+    return moment

@@ -1,38 +1,51 @@
 """orq.ai: tasks per agent key, by cursor, newest ``_id`` (a ULID: creation time) first.
 
-orq has no status field: the status is derived from ``state`` (``orq_status``), and the
+orq has no status field: the status is derived from ``state`` (``derived_status``), and the
 list's ``status`` filter takes the derived values, comma-separated.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote, unquote
 
+from gateway.core.contract import Credentials, ListQuery, PageToken, Source, SourcePage
 from gateway.core.errors import UpstreamBadResponseError
 from gateway.core.ids import TASK, encode_id
-from gateway.core.records import Direction, Order, OrderField, TaskMetrics, TaskRecord, Vendor
-from gateway.core.statuses import ORQ_STATUS_MAP, map_status, orq_status, vendor_values
-from gateway.vendors.base import (
-    Connector,
-    Credentials,
-    ListQuery,
-    PageToken,
-    Source,
-    SourcePage,
-    params_tuple,
-    parse_time,
+from gateway.core.records import (
+    TaskMetrics,
+    TaskRecord,
+    TaskStatus,
+    Vendor,
 )
+from gateway.core.statuses import map_status
+from gateway.vendors.base import CREATED_FIRST, Connector, required, required_time, text, time_field
 
 PATH_PREFIX, PATH_SUFFIX = "/v2/agents/", "/tasks"
 BAD_SHAPE = "orq answered with an unexpected shape"
-NATIVE_ORDER = Order(OrderField.CREATED_AT, Direction.DESC)
-"""The only order orq lists in; a listing wanted in another is read whole and sorted."""
+STATUSES: Mapping[str, TaskStatus] = {
+    # The values ``derived_status`` gives, which orq's list ``status`` filter takes.
+    "in_progress": TaskStatus.RUNNING,
+    "approval_required": TaskStatus.AWAITING_APPROVAL,
+    "inactive": TaskStatus.IDLE,
+    "errored": TaskStatus.FAILED,
+}
 
 
-def default_credentials(secret: str) -> Credentials:
-    """orq takes ``Authorization: Bearer <token>``."""
-    return Credentials(secret, "Authorization", "Bearer")
+def derived_status(state: Mapping[str, object] | None) -> str:
+    """orq has no status field: derive the list-filter value from ``state``.
+
+    Precedence as documented: error set, then waiting for approval, then inactive.
+    """
+    state = state or {}
+    if state.get("error"):
+        return "errored"
+    if state.get("waiting_for_approval"):
+        return "approval_required"
+    if state.get("inactive"):
+        return "inactive"
+    return "in_progress"
 
 
 class OrqConnector(Connector):
@@ -43,20 +56,28 @@ class OrqConnector(Connector):
     page, not the data); one read whole to be sorted here reads orq's maximum ``limit``,
     so there are fewer cursors to follow one by one."""
     exact_filters: ClassVar[frozenset[str]] = frozenset({"statuses", "agent_ids"})
+    LABEL = "orq"
+    DESCRIPTION = "orq.ai: an agent's tasks (`GET /v2/agents/{agent_key}/tasks`)."
+    PER_AGENT = True
+    STATUS_MAP = STATUSES
+    STATUS_NOTES: ClassVar[Mapping[TaskStatus, str] | None] = {
+        # orq has no status field: the values shown are the parts of ``state`` read.
+        TaskStatus.RUNNING: "in_progress",
+        TaskStatus.AWAITING_APPROVAL: "`state.waiting_for_approval`",
+        TaskStatus.IDLE: "`state.inactive` without error",
+        TaskStatus.FAILED: "`state.error` set",
+    }
 
     def sources(self, query: ListQuery) -> list[Source]:
         if query.parent_task_id is not None or query.triggering_agent_id is not None:
             return []  # orq tasks have no parent
-        status = None
-        if query.statuses is not None:
-            values = vendor_values(ORQ_STATUS_MAP, query.statuses)
-            if not values:
-                return []
-            status = ",".join(values)
-        ordered = query.order == NATIVE_ORDER
+        values = self.status_values(query)
+        if values == []:
+            return []  # no derived status maps to the statuses asked
+        ordered = query.order == CREATED_FIRST
         limit = self.page_size if ordered else self.bulk_page_size
         return [
-            Source(self.vendor, _path(agent), params_tuple(status=status, limit=limit), ordered)
+            self.source(_path(agent), ordered, status=values and ",".join(values), limit=limit)
             for agent in self.agents_for(query)
         ]
 
@@ -99,25 +120,22 @@ def _agent(path: str) -> str:
 
 
 def _to_record(item: dict[str, Any], agent: str) -> TaskRecord:
-    native_id = _required(item, "_id")
+    native_id = required(item, "_id")
     state = item.get("state") or {}
-    derived = orq_status(state)
-    created = parse_time(_text(item, "created"))
-    if created is None:
-        raise ValueError("created")  # the listing's own order: without it, unplaceable
-    updated = parse_time(_text(item, "updated"))  # null stays null (sorts last)
+    derived = derived_status(state)
     return TaskRecord(
         vendor=Vendor.ORQ,
         native_id=native_id,
         global_id=encode_id(TASK, Vendor.ORQ, agent, native_id),
         agent_id=agent,
-        status=map_status(ORQ_STATUS_MAP, derived),
+        title=text(item, "name"),
+        # Read off ``state``: orq has no status field.
+        status=map_status(STATUSES, derived),
         vendor_status=derived,
-        title=_text(item, "name"),
-        summary=_text(state, "error") or None,
-        created_at=created,
-        updated_at=updated,
-        user_id=_text(item, "created_by_id"),
+        summary=text(state, "error") or None,
+        created_at=required_time(item, "created"),  # the listing's own order
+        updated_at=time_field(item, "updated"),  # null stays null (sorts last)
+        user_id=text(item, "created_by_id"),
         metrics=_metrics(item.get("metrics") or {}, state),
         raw=item,
     )
@@ -147,19 +165,3 @@ def _number(item: dict[str, Any], key: str) -> float | None:
 def _count(item: dict[str, Any], key: str) -> int | None:
     value = _number(item, key)
     return None if value is None else int(value)
-
-
-def _required(item: dict[str, Any], key: str) -> str:
-    """A non-empty string field: without it the item cannot be read (it is skipped)."""
-    value = item[key]
-    if not isinstance(value, str) or not value:
-        raise ValueError(key)
-    return value
-
-
-def _text(item: dict[str, Any], key: str) -> str | None:
-    """A nullable string field; any other type makes the item unreadable."""
-    value = item.get(key)
-    if value is not None and not isinstance(value, str):
-        raise TypeError(key)
-    return value

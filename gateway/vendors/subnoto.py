@@ -12,38 +12,30 @@ the key is ``ACCESS_KEY:SECRET_KEY`` sent as ``Authorization: Bearer ACCESS_KEY:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+from gateway.core.contract import Credentials, ListQuery, PageToken, PageWindows, Source, SourcePage
 from gateway.core.errors import UpstreamBadResponseError
 from gateway.core.ids import TASK, encode_id
-from gateway.core.records import TaskRecord, Vendor
-from gateway.core.statuses import SUBNOTO_STATUS_MAP, map_status, vendor_values
-from gateway.vendors.base import (
-    Connector,
-    Credentials,
-    ListQuery,
-    PageToken,
-    PageWindows,
-    Source,
-    SourcePage,
-    offset_page,
-    params_tuple,
-    parse_time,
-)
+from gateway.core.records import TaskRecord, TaskStatus, Vendor
+from gateway.core.statuses import map_status
+from gateway.vendors.base import Connector, parse_time, required, text
 
 PATH = "/public/agent-task/list"
 BAD_SHAPE = "subnoto answered with an unexpected shape"
 MAX_LIMIT = 50
 """Subnoto's maximum ``limit``."""
 ENCLAVE_DOMAIN = "subnoto.com"
-
-
-def default_credentials(secret: str) -> Credentials:
-    """Subnoto takes ``Authorization: Bearer ACCESS_KEY:SECRET_KEY``: the configured key is
-    the two parts joined by a colon, sent as they are."""
-    return Credentials(secret, "Authorization", "Bearer")
+STATUSES: Mapping[str, TaskStatus] = dict(
+    # ``latestReport.state`` (VENDORS.md).
+    working=TaskStatus.RUNNING,
+    idle=TaskStatus.IDLE,
+    complete=TaskStatus.COMPLETED,
+    failure=TaskStatus.FAILED,
+)
 
 
 def enclave_warning(base_url: str) -> str | None:
@@ -65,6 +57,15 @@ class SubnotoConnector(Connector):
     vendor = Vendor.SUBNOTO
     page_size = MAX_LIMIT
     exact_filters: ClassVar[frozenset[str]] = frozenset({"statuses"})
+    LABEL = "Subnoto"
+    DESCRIPTION = "Subnoto: the team's agent tasks (`POST /public/agent-task/list`)."
+    # ``Authorization: Bearer ACCESS_KEY:SECRET_KEY``: the configured key is the two parts
+    # joined by a colon, sent as they are (the base class's default header and scheme).
+    STATUS_MAP = STATUSES
+
+    @classmethod
+    def startup_warning(cls, base_url: str) -> str | None:
+        return enclave_warning(base_url)
 
     def sources(self, query: ListQuery) -> list[Source]:
         if (
@@ -73,27 +74,24 @@ class SubnotoConnector(Connector):
             or query.triggering_agent_id is not None
         ):
             return []  # team-wide tasks: no agent, no parent
-        states = None
-        if query.statuses is not None:
-            values = vendor_values(SUBNOTO_STATUS_MAP, query.statuses)
-            if not values:
-                return []
-            states = ",".join(values)
+        values = self.status_values(query)
+        if values == []:
+            return []  # no Subnoto state maps to the statuses asked
         direction = "desc" if query.order.descending else "asc"
         return [
-            Source(self.vendor, PATH, params_tuple(stateFilter=states, sortOrder=direction), True)
+            self.source(PATH, True, stateFilter=values and ",".join(values), sortOrder=direction)
         ]
 
     def windows(self, source: Source) -> PageWindows:
         """Sorted by the latest report's time only: reports of the same millisecond tie."""
-        return PageWindows(self.page_size, MAX_LIMIT, lambda r: r.updated_at)
+        return self.tie_windows(MAX_LIMIT, lambda r: r.updated_at)
 
     async def fetch_page(
         self, source: Source, token: PageToken, credentials: Credentials | None = None
     ) -> SourcePage:
         params = dict(source.params)
         states = params["stateFilter"].split(",") if "stateFilter" in params else []
-        page, limit = offset_page(token, self.page_size)
+        page, limit = self.offset_page(token)
         request = {
             "stateFilter": states,
             "page": page,
@@ -114,23 +112,23 @@ class SubnotoConnector(Connector):
 
 
 def _to_record(item: dict[str, Any]) -> TaskRecord:
-    native_id = _required(item, "taskUuid")
+    native_id = required(item, "taskUuid")
     report = item["latestReport"]
-    vendor_status = _text(report, "state")
+    vendor_status = text(report, "state")
     author = report.get("author")
     return TaskRecord(
         vendor=Vendor.SUBNOTO,
         native_id=native_id,
         global_id=encode_id(TASK, Vendor.SUBNOTO, "", native_id),
         agent_id=None,
-        status=map_status(SUBNOTO_STATUS_MAP, vendor_status),
+        status=map_status(STATUSES, vendor_status),
         vendor_status=vendor_status,
         title=None,
-        summary=_text(report, "summary"),
+        summary=text(report, "summary"),
         created_at=None,  # Subnoto publishes no creation time
         updated_at=_millis(report["timestamp"]),
-        user_id=_text(author, "uuid") if author is not None else None,
-        link=_text(report, "link"),
+        user_id=text(author, "uuid") if author is not None else None,
+        link=text(report, "link"),
         raw=item,
     )
 
@@ -145,19 +143,3 @@ def _millis(value: Any) -> datetime:
     if moment is None:
         raise ValueError("timestamp")
     return moment
-
-
-def _required(item: dict[str, Any], key: str) -> str:
-    """A non-empty string field: without it the item cannot be read (it is skipped)."""
-    value = item[key]
-    if not isinstance(value, str) or not value:
-        raise ValueError(key)
-    return value
-
-
-def _text(item: dict[str, Any], key: str) -> str | None:
-    """A nullable string field; any other type makes the item unreadable."""
-    value = item.get(key)
-    if value is not None and not isinstance(value, str):
-        raise TypeError(key)
-    return value

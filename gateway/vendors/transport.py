@@ -56,11 +56,6 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         self._permits = asyncio.Semaphore(max_connections)
         self._exchanges: set[asyncio.Task[httpx.Response]] = set()
 
-    @property
-    def in_flight(self) -> int:
-        """Exchanges with the pool under way, whether or not their caller still waits."""
-        return len(self._exchanges)
-
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         await self._permits.acquire()
         exchange = asyncio.create_task(self._exchange(request))

@@ -7,36 +7,29 @@ value; ``user_id``, ``parent_task_id`` and ``triggering_agent_id`` go upstream a
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import quote
 
+from gateway.core.contract import Credentials, ListQuery, PageToken, PageWindows, Source, SourcePage
 from gateway.core.errors import UpstreamBadResponseError
 from gateway.core.ids import TASK, encode_id
-from gateway.core.records import Direction, Order, OrderField, TaskRecord, Vendor
-from gateway.core.statuses import XPANDER_STATUS_MAP, map_status, vendor_values
-from gateway.vendors.base import (
-    Connector,
-    Credentials,
-    ListQuery,
-    PageToken,
-    PageWindows,
-    Source,
-    SourcePage,
-    offset_page,
-    params_tuple,
-    parse_time,
-)
+from gateway.core.records import TaskRecord, TaskStatus, Vendor
+from gateway.core.statuses import map_status
+from gateway.vendors.base import CREATED_FIRST, Connector, required, required_time, text, time_field
 
 BAD_SHAPE = "xpander answered with an unexpected shape"
 MAX_PER_PAGE = 50
 """xpander's maximum ``per_page``."""
-NATIVE_ORDER = Order(OrderField.CREATED_AT, Direction.DESC)
-"""The only order xpander lists in; a listing wanted in another is read whole and sorted."""
-
-
-def default_credentials(secret: str) -> Credentials:
-    """xpander wants the bare key in ``x-api-key``."""
-    return Credentials(secret, "x-api-key", None)
+STATUSES: Mapping[str, TaskStatus] = {
+    "pending": TaskStatus.PENDING,
+    "executing": TaskStatus.RUNNING,
+    "paused": TaskStatus.PAUSED,
+    "error": TaskStatus.FAILED,
+    "failed": TaskStatus.FAILED,
+    "completed": TaskStatus.COMPLETED,
+    "stopped": TaskStatus.CANCELLED,
+}
 
 
 class XpanderConnector(Connector):
@@ -45,23 +38,34 @@ class XpanderConnector(Connector):
     exact_filters: ClassVar[frozenset[str]] = frozenset(
         {"statuses", "agent_ids", "user_id", "parent_task_id", "triggering_agent_id"}
     )
+    LABEL = "xpander"
+    DESCRIPTION = "xpander.ai: an agent's tasks (`GET /v1/agents/{agent_id}/tasks`)."
+    CREDENTIAL_HEADER = "x-api-key"
+    CREDENTIAL_SCHEME = None  # the bare key
+    PER_AGENT = True
+    STATUS_MAP = STATUSES
+
+    def subtasks_query(self, parent_ids: Sequence[str]) -> ListQuery:
+        """One parent: pushed down as ``parent_task_id`` to every agent. Several: every
+        agent's whole listing in xpander's own order (the same cached pages the listings
+        and parent lookups use), so a page of tasks costs one read per agent, not one call
+        per task and agent."""
+        if len(parent_ids) == 1:
+            return ListQuery(parent_task_id=parent_ids[0], order=CREATED_FIRST)
+        return ListQuery(order=CREATED_FIRST)
 
     def sources(self, query: ListQuery) -> list[Source]:
-        statuses: list[str | None] = [None]
-        if query.statuses is not None:
-            statuses = list(vendor_values(XPANDER_STATUS_MAP, query.statuses))
-        ordered = query.order == NATIVE_ORDER
+        values = self.status_values(query)
+        statuses: list[str | None] = [None] if values is None else list(values)
+        ordered = query.order == CREATED_FIRST
         return [
-            Source(
-                self.vendor,
+            self.source(
                 _path(agent),
-                params_tuple(
-                    status=status,
-                    user_id=query.user_id,
-                    parent_task_id=query.parent_task_id,
-                    triggering_agent_id=query.triggering_agent_id,
-                ),
                 ordered,
+                status=status,
+                user_id=query.user_id,
+                parent_task_id=query.parent_task_id,
+                triggering_agent_id=query.triggering_agent_id,
             )
             for agent in self.agents_for(query)
             for status in statuses
@@ -70,12 +74,12 @@ class XpanderConnector(Connector):
     def windows(self, source: Source) -> PageWindows:
         """Newest created first, so tasks created at the same instant tie; ``per_page`` is
         at most 50."""
-        return PageWindows(self.page_size, MAX_PER_PAGE, lambda r: r.created_at)
+        return self.tie_windows(MAX_PER_PAGE, lambda r: r.created_at)
 
     async def fetch_page(
         self, source: Source, token: PageToken, credentials: Credentials | None = None
     ) -> SourcePage:
-        page, per_page = offset_page(token, self.page_size)
+        page, per_page = self.offset_page(token)
         params = {**dict(source.params), "page": page, "per_page": per_page}
         body = await self.request_json("GET", source.path, credentials=credentials, params=params)
         if not isinstance(body, dict):
@@ -94,42 +98,22 @@ def _path(agent: str) -> str:
 
 
 def _to_record(item: dict[str, Any]) -> TaskRecord:
-    native_id = _required(item, "id")
-    agent_id = _required(item, "agent_id")
-    created = parse_time(_text(item, "created_at"))
-    if created is None:
-        raise ValueError("created_at")  # the listing's own order: without it, unplaceable
-    updated = parse_time(_text(item, "updated_at"))  # null stays null (sorts last)
-    vendor_status = _text(item, "status")
+    native_id = required(item, "id")
+    agent_id = required(item, "agent_id")
+    vendor_status = text(item, "status")
     return TaskRecord(
         vendor=Vendor.XPANDER,
         native_id=native_id,
         global_id=encode_id(TASK, Vendor.XPANDER, agent_id, native_id),
         agent_id=agent_id,
-        status=map_status(XPANDER_STATUS_MAP, vendor_status),
+        status=map_status(STATUSES, vendor_status),
         vendor_status=vendor_status,
-        title=_text(item, "title"),
-        summary=_text(item, "result"),
-        created_at=created,
-        updated_at=updated,
-        user_id=_text(item, "user_id"),
-        parent_native_id=_text(item, "parent_task_id"),
-        triggering_agent_id=_text(item, "triggering_agent_id"),
+        title=text(item, "title"),
+        summary=text(item, "result"),
+        created_at=required_time(item, "created_at"),  # the listing's own order
+        updated_at=time_field(item, "updated_at"),  # null stays null (sorts last)
+        user_id=text(item, "user_id"),
+        parent_native_id=text(item, "parent_task_id"),
+        triggering_agent_id=text(item, "triggering_agent_id"),
         raw=item,
     )
-
-
-def _required(item: dict[str, Any], key: str) -> str:
-    """A non-empty string field: without it the item cannot be read (it is skipped)."""
-    value = item[key]
-    if not isinstance(value, str) or not value:
-        raise ValueError(key)
-    return value
-
-
-def _text(item: dict[str, Any], key: str) -> str | None:
-    """A nullable string field; any other type makes the item unreadable."""
-    value = item.get(key)
-    if value is not None and not isinstance(value, str):
-        raise TypeError(key)
-    return value

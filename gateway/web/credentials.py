@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from gateway.config import CREDENTIAL_STYLE
+from gateway.core.contract import Credentials
 from gateway.core.records import Vendor
-from gateway.vendors.base import Credentials
+from gateway.vendors.registry import default_credentials
 
 HEADER_PREFIX = "x-vendor-key-"
 
@@ -23,8 +23,7 @@ def caller_credentials(headers: Mapping[str, str]) -> dict[Vendor, Credentials]:
     for vendor in Vendor:
         secret = headers.get(f"{HEADER_PREFIX}{vendor.value}")
         if secret and secret.strip():
-            header, scheme = CREDENTIAL_STYLE[vendor]
-            found[vendor] = Credentials(secret.strip(), header, scheme)
+            found[vendor] = default_credentials(vendor, secret.strip())
     return found
 
 

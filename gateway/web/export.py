@@ -28,11 +28,11 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from gateway.core.context import RequestState
+from gateway.core.contract import ListQuery
 from gateway.core.errors import BadInputError, GatewayError
 from gateway.core.records import Direction, Order, OrderField, TaskRecord, TaskStatus, Vendor
 from gateway.core.service import TaskService
 from gateway.graph.inputs import checked_ids, client_time
-from gateway.vendors.base import ListQuery
 from gateway.web.credentials import forwarded_credentials
 from gateway.web.errors import graphql_error_response
 

@@ -7,16 +7,15 @@
   ``application/json`` is 415, a body that is not one well-typed JSON request is 400) or that
   Strawberry refuses outright (no query) still gets a GraphQL-shaped JSON error with an
   ``extensions.code``, never plain text; a mutation over GET, or any other method, is 405.
-  The content type is judged before the response cache, so a hit never answers a request
-  that a miss would refuse.
+  The response cache in front (``response_cache``) passes a content type refused here on to
+  this view, so a hit never answers a request that a miss would refuse.
 - GraphiQL on GET from a browser.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from cross_web import HTTPException
@@ -43,29 +42,39 @@ from gateway.web.graphql_request import (
     parse_json,
 )
 from gateway.web.persisted import PersistedQueries, PersistedQueryError
-from gateway.web.response_cache import ResponseCache
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 BYPASS_HEADER = "x-cache-bypass"
 _GRAPHQL_RESPONSE_BYTES = GRAPHQL_RESPONSE.encode()
 _BYPASS_BYTES = BYPASS_HEADER.encode()
+_EVENT_STREAM_BYTES = b"text/event-stream"
 
 
-def read_headers(raw: list[tuple[bytes, bytes]]) -> tuple[str, bool]:
-    """The media type to answer in, and whether the client asks to bypass the caches
-    (``X-Cache-Bypass: 1`` or ``Cache-Control: no-cache``): one pass over the raw headers,
-    since every response-cache hit asks both."""
-    media_type, bypass = JSON, False
+class RequestHeaders(NamedTuple):
+    media_type: str
+    """The media type to answer in."""
+    bypass: bool
+    """The client asks to bypass the caches."""
+    event_stream: bool
+    """The client accepts an event stream (graphql-sse): never a cached JSON answer."""
+
+
+def read_headers(raw: list[tuple[bytes, bytes]]) -> RequestHeaders:
+    """The media type, whether the client asks to bypass the caches (``X-Cache-Bypass: 1``
+    or ``Cache-Control: no-cache``) and whether it accepts an event stream: one pass over
+    the raw headers, since every response-cache hit asks all three."""
+    media_type, bypass, event_stream = JSON, False, False
     for name, value in raw:
         if name == b"accept":
             if _GRAPHQL_RESPONSE_BYTES in value:
                 media_type = GRAPHQL_RESPONSE
+            event_stream = event_stream or _EVENT_STREAM_BYTES in value.lower()
         elif name == _BYPASS_BYTES:
             bypass = bypass or value.lower() in (b"1", b"true", b"yes")
         elif name == b"cache-control":
             bypass = bypass or b"no-cache" in value
-    return media_type, bypass
+    return RequestHeaders(media_type, bypass, event_stream)
 
 
 def error_response(status: int, message: str, code: str, media_type: str) -> Response:
@@ -94,11 +103,9 @@ class GraphQLView(GraphQL[GraphContext, None]):
         persisted: PersistedQueries | None = None,
         observer: Observer | None = None,
         poller: TaskPoller | None = None,
-        responses: ResponseCache | None = None,
         **options: Any,
     ) -> None:
         super().__init__(**options)
-        self.responses = responses
         self.poller = poller
         self.persisted = persisted
         self.observer = observer
@@ -111,31 +118,15 @@ class GraphQLView(GraphQL[GraphContext, None]):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
-        started = time.perf_counter()
         request = Request(scope, receive)
-        media_type, bypass = read_headers(scope["headers"])
+        media_type = read_headers(scope["headers"]).media_type
         refused = media_type_refusal(scope["headers"]) if request.method == "POST" else None
-        if refused is not None:  # first: before the response cache can answer it
+        if refused is not None:
             response = error_response(refused.status, refused.message, refused.code, media_type)
             await response(scope, receive, send)
             return
-        streamed = "text/event-stream" in request.headers.get("accept", "").lower()
-        # An event stream (graphql-sse) is never a cached JSON answer, nor one to cache.
-        cacheable = None if bypass or streamed else await self._response_key(request, media_type)
-        leading: str | None = None
-        """The response-cache key this request computes for identical ones, if any."""
-        if cacheable is not None and self.responses is not None:
-            cached, leads = await self._cached_or_joined(cacheable[0])
-            if cached is not None:
-                self._finished_from_cache(scope, cacheable[1], started)
-                await send_bytes(send, cached, media_type)
-                return
-            leading = cacheable[0] if leads else None
-        body: bytes | None = None
         try:
             response = await self.run(request)
-            if leading and response.status_code == 200 and b'"errors"' not in response.body:
-                body = bytes(response.body)
         except PersistedQueryError as exc:
             # Apollo clients expect a 200 with this error, then resend with the query.
             response = error_response(200, exc.message, exc.code, media_type)
@@ -150,47 +141,10 @@ class GraphQLView(GraphQL[GraphContext, None]):
             elif status == 404:
                 code = "NOT_FOUND"
             response = error_response(status, exc.reason, code, media_type)
-        finally:
-            if leading is not None and self.responses is not None:
-                self.responses.settle(leading, body)
         await response(scope, receive, send)
 
-    async def _cached_or_joined(self, key: str) -> tuple[bytes | None, bool]:
-        """A cached answer, or the answer of an identical request under way; else
-        ``(None, leads)``: whether this request computes the answer for the others."""
-        assert self.responses is not None
-        cached = self.responses.get(key)
-        if cached is not None:
-            return cached, False
-        flight = self.responses.claim(key)
-        if flight is None:
-            return None, True
-        # shield: a waiter that is cancelled (its client left) must not cancel the flight.
-        return await asyncio.shield(flight), False
-
-    def _finished_from_cache(self, scope: Scope, operation: str, started: float) -> None:
-        if self.observer is not None:
-            request_id = scope.get("state", {}).get("request_id", "-")
-            self.observer.cached_response(request_id, operation, time.perf_counter() - started)
-
-    async def _response_key(self, request: Request, media_type: str) -> tuple[str, str] | None:
-        """The response-cache key of a plain read, or None when it must not be cached."""
-        if self.responses is None:
-            return None
-        headers = request.scope["headers"]
-        if request.method == "POST":
-            return await self.responses.key_of_body(await request.body(), headers, media_type)
-        if request.method == "GET" and "extensions" not in request.query_params:
-            payload = {
-                "query": request.query_params.get("query"),
-                "operationName": request.query_params.get("operationName"),
-                "variables": request.query_params.get("variables"),
-            }
-            return await self.responses.key(payload, headers, media_type)
-        return None
-
     async def get_context(self, request: Request, response: Any) -> GraphContext:  # type: ignore[override]
-        media_type, bypass = read_headers(request.scope["headers"])
+        media_type, bypass, _ = read_headers(request.scope["headers"])
         context = GraphContext(
             service=self.service,
             state=RequestState(

@@ -1,4 +1,5 @@
-"""Whole-response caching of identical read operations, in process.
+"""Whole-response caching of identical read operations, in process: an ASGI middleware
+mounted in front of the GraphQL view on ``/graphql``.
 
 A hit answers with the stored bytes before any GraphQL work. The key holds the document,
 variables and operation name, the caller (a digest of its key and of any vendor keys it
@@ -7,106 +8,53 @@ forwards), the response media type, and every vendor's cache generation, so a wr
 Entries live for the shortest first-page TTL of the vendors, the freshness the page cache
 already promises.
 
-Identical misses collapse into one execution (single-flight): the first request computes the
-answer, the others wait for it. Once an entry has expired, the one request recomputing it
-holds the flight while the others are answered with the expired entry (for at most another
-TTL), so an expiry under load costs one execution, not one per request that arrives during
-it. A write changes the key (the vendors' generations), so nothing stale survives a write.
-Not cached: while the shared cache backend is down (the generations that would reveal a
-write are unreadable), mutations and subscriptions, answers with errors (a vendor
-missing), ``fresh`` or bypass requests, queries asking for ``vendorParts`` (which
-describe one particular fetch) or for ``vendors`` (live operator state).
+Identical misses collapse into one execution (``gateway.core.flight``): the first request
+computes the answer, the others wait for it. Once an entry has expired, the one request
+recomputing it holds the flight while the others are answered with the expired entry (for
+at most another TTL), so an expiry under load costs one execution, not one per request that
+arrives during it. A write changes the key (the vendors' generations), so nothing stale
+survives a write.
 
-A hit never answers what a miss would refuse: the view judges a POST's content type before
-it looks here, and a body becomes a key only once it passes the view's own decoding and
-checks (``graphql_request``).
+What is cached is decided from the parsed request, never from its text
+(``gateway.web.cacheable``: a query operation, no ``fresh`` argument that is true, neither
+``vendorParts`` nor ``vendors``), and only an answer whose parsed result has no ``errors``
+(a vendor missing). Never cached: mutations and subscriptions, event streams (``Accept:
+text/event-stream``) and WebSockets, bypass requests, persisted queries and other
+``extensions``, and anything while the shared cache backend is down (the generations that
+would reveal a write are unreadable).
+
+A hit never answers what a miss would refuse: a POST whose content type the view refuses is
+passed to the view, and a body becomes a key only once it passes the view's own decoding
+and checks (``graphql_request``); anything else the view refuses does not parse as a query
+without errors, so it is never stored.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
-from functools import lru_cache
-from typing import Any
+from dataclasses import dataclass, field
 
 import orjson
-from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationType, parse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.core.cache import PageCache
+from gateway.core.flight import SingleFlight
 from gateway.core.records import Vendor
-from gateway.web.errors import RequestRefused
-from gateway.web.graphql_request import parse_request_body
+from gateway.observability import Observer
+from gateway.web.cacheable import cacheable_body, cacheable_query_string
+from gateway.web.graphql import read_headers, send_bytes
+from gateway.web.graphql_request import media_type_refusal
 
 DEFAULT_MAX_ENTRIES = 2_000
 CALLER_HEADERS = (b"authorization", b"x-api-key")
 VENDOR_KEY_PREFIX = b"x-vendor-key-"
-LIVE_FIELDS = frozenset({"vendors"})
-"""Query fields that describe the gateway's state now (``Query.vendors``), never cached."""
-
-
-@lru_cache(maxsize=1024)
-def cacheable_operation(query: str, operation_name: str | None) -> str | None:
-    """The name of the query operation to run, if its answer may be cached (a query that
-    does not ask how its data was fetched); None otherwise."""
-    if "vendorParts" in query or "fresh" in query:
-        return None
-    try:
-        document = parse(query)
-    except GraphQLError:
-        return None
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    chosen = [
-        op
-        for op in operations
-        if operation_name is None or (op.name is not None and op.name.value == operation_name)
-    ]
-    if len(chosen) != 1 or chosen[0].operation is not OperationType.QUERY:
-        return None
-    top = chosen[0].selection_set.selections
-    if any(not isinstance(f, FieldNode) or f.name.value in LIVE_FIELDS for f in top):
-        return None  # operator state, read fresh (top-level fragments: not worth a look)
-    return chosen[0].name.value if chosen[0].name else "anonymous"
-
-
-MAX_REMEMBERED_BODY = 8192
-"""Bodies up to this size have their parse remembered (``cacheable_body``)."""
-
-
-def cacheable_payload(payload: Any) -> tuple[str, bytes] | None:
-    """The operation name and canonical key material (query, variables, operation name) of
-    a cacheable request, or None."""
-    if not isinstance(payload, Mapping) or "extensions" in payload:
-        return None  # persisted queries and extensions take the full path
-    query, operation = payload.get("query"), payload.get("operationName")
-    if not isinstance(query, str) or not (operation is None or isinstance(operation, str)):
-        return None
-    name = cacheable_operation(query, operation)
-    if name is None:
-        return None
-    material = orjson.dumps(
-        [query, payload.get("variables"), operation], option=orjson.OPT_SORT_KEYS
-    )
-    return name, material
-
-
-def _body(body: bytes) -> tuple[str, bytes] | None:
-    """Decoded and checked by the view's own rules, so a body the view would refuse (not
-    UTF-8, too deep, parameters of the wrong type) is never a key, hence never a hit."""
-    try:
-        return cacheable_payload(parse_request_body(body))
-    except RequestRefused:
-        return None
-
-
-cacheable_body = lru_cache(maxsize=1024)(_body)
-"""``cacheable_payload`` of a POST body, remembered: a client repeating a request repeats
-its bytes, and parsing them again for every hit cost more than the rest of the lookup."""
 
 
 class ResponseCache:
+    """The entries, their keys and the single-flight of their computations."""
+
     def __init__(
         self,
         pages: PageCache,
@@ -119,33 +67,21 @@ class ResponseCache:
         self.ttl = ttl
         self.max_entries = max_entries
         self.entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
-        self.flights: dict[str, asyncio.Future[bytes | None]] = {}
+        self.flight: SingleFlight[bytes | None] = SingleFlight()
+        """In process only: the entries are this process's."""
         self.hits = 0
         self.misses = 0
         self.stale = 0
-        self.joined = 0
 
     async def key(
-        self, payload: Mapping[str, Any], headers: list[tuple[bytes, bytes]], media_type: str
-    ) -> tuple[str, str] | None:
-        """The cache key and operation name of a cacheable request given as parameters."""
-        return await self._keyed(cacheable_payload(payload), headers, media_type)
-
-    async def key_of_body(
-        self, body: bytes, headers: list[tuple[bytes, bytes]], media_type: str
-    ) -> tuple[str, str] | None:
-        """The cache key and operation name of a cacheable POST body."""
-        found = cacheable_body(body) if len(body) <= MAX_REMEMBERED_BODY else _body(body)
-        return await self._keyed(found, headers, media_type)
-
-    async def _keyed(
         self,
         found: tuple[str, bytes] | None,
         headers: list[tuple[bytes, bytes]],
         media_type: str,
     ) -> tuple[str, str] | None:
-        """The key: a digest of the key material, media type, every vendor's generation and
-        the caller (its key and the vendor keys it forwards; digested, never stored)."""
+        """The key and operation name of a cacheable request (``found``): a digest of the key
+        material, media type, every vendor's generation and the caller (its key and the
+        vendor keys it forwards; digested, never stored)."""
         if found is None:
             return None
         name, material = found
@@ -170,33 +106,126 @@ class ResponseCache:
             if expires >= now:
                 self.hits += 1
                 return body
-            if key in self.flights and now - expires <= self.ttl:
+            if self.flight.running(key) and now - expires <= self.ttl:
                 self.stale += 1
                 return body
         self.misses += 1
         return None
-
-    def claim(self, key: str) -> asyncio.Future[bytes | None] | None:
-        """None: the caller computes the answer and must ``settle`` the key. Otherwise the
-        future of the computation under way (its answer, or None if it is not cacheable)."""
-        flight = self.flights.get(key)
-        if flight is not None:
-            self.joined += 1
-            return flight
-        self.flights[key] = asyncio.get_running_loop().create_future()
-        return None
-
-    def settle(self, key: str, body: bytes | None) -> None:
-        """End the computation of ``key``: store a cacheable answer and hand it to the
-        requests that joined."""
-        if body is not None:
-            self.put(key, body)
-        flight = self.flights.pop(key, None)
-        if flight is not None and not flight.done():
-            flight.set_result(body)
 
     def put(self, key: str, body: bytes) -> None:
         self.entries[key] = (time.monotonic() + self.ttl, body)
         self.entries.move_to_end(key)
         while len(self.entries) > self.max_entries:
             self.entries.popitem(last=False)
+
+
+@dataclass
+class _Lead:
+    """What the request that computed an answer sends its own client."""
+
+    messages: list[Message] = field(default_factory=list)
+    error: Exception | None = None
+
+
+class ResponseCacheMiddleware:
+    """In front of the GraphQL view (``Route("/graphql", ResponseCacheMiddleware(view))``):
+    answers a cacheable read from ``cache``, or computes it once for identical ones."""
+
+    def __init__(
+        self, app: ASGIApp, *, cache: ResponseCache, observer: Observer | None = None
+    ) -> None:
+        self.app = app
+        self.cache = cache
+        self.observer = observer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # WebSockets: subscriptions, never cached
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        media_type, bypass, event_stream = read_headers(headers)
+        found: tuple[str, bytes] | None = None
+        if bypass or event_stream:
+            pass  # asked fresh; or an event stream (graphql-sse), never a cached JSON answer
+        elif scope["method"] == "POST":
+            if media_type_refusal(headers) is None:  # else the view refuses it
+                body, receive = await read_body(receive)
+                found = None if body is None else cacheable_body(body)
+        elif scope["method"] == "GET":
+            found = cacheable_query_string(scope["query_string"])
+        keyed = await self.cache.key(found, headers, media_type)
+        if keyed is None:
+            await self.app(scope, receive, send)
+            return
+        key, operation = keyed
+        cached = self.cache.get(key)
+        if cached is None:
+            lead = _Lead()
+            cached = await self.cache.flight.run(
+                key, lambda: self._compute(key, scope, receive, lead)
+            )
+            if lead.error is not None:
+                raise lead.error
+            if lead.messages:
+                for message in lead.messages:
+                    await send(message)
+                return
+            if cached is None:  # the answer computed meanwhile is not one to share
+                await self.app(scope, receive, send)
+                return
+        if self.observer is not None:
+            request_id = scope.get("state", {}).get("request_id", "-")
+            self.observer.cached_response(request_id, operation, time.perf_counter() - started)
+        await send_bytes(send, cached, media_type)
+
+    async def _compute(self, key: str, scope: Scope, receive: Receive, lead: _Lead) -> bytes | None:
+        """Run the view for the request that leads; its answer, if it may be shared. An
+        error is kept for the leader alone: the others then run the view themselves."""
+
+        async def keep(message: Message) -> None:
+            lead.messages.append(message)
+
+        try:
+            await self.app(scope, receive, keep)
+        except Exception as exc:
+            lead.error = exc
+            return None
+        body = shareable(lead.messages)
+        if body is not None:
+            self.cache.put(key, body)
+        return body
+
+
+def shareable(messages: list[Message]) -> bytes | None:
+    """The body of a complete 200 answer whose parsed result has no ``errors``."""
+    if not messages or messages[0]["type"] != "http.response.start":
+        return None
+    if messages[0]["status"] != 200:
+        return None
+    body = b"".join(m.get("body", b"") for m in messages[1:] if m["type"] == "http.response.body")
+    try:
+        result = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return body if isinstance(result, dict) and "errors" not in result else None
+
+
+async def read_body(receive: Receive) -> tuple[bytes | None, Receive]:
+    """The whole body (None if the client left first), and a ``receive`` that hands the
+    same messages to the app behind."""
+    messages: list[Message] = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            body = None
+            break
+        if not message.get("more_body", False):
+            body = b"".join(m.get("body", b"") for m in messages)
+            break
+
+    async def replay() -> Message:
+        return messages.pop(0) if messages else await receive()
+
+    return body, replay

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.core.cache import PageCache, create_backend, fingerprint
+from gateway.core.cache import PageCache, PageResult, create_backend, fingerprint
 from gateway.core.codec import (
     PAGE,
     WRITE,
@@ -22,11 +22,11 @@ from gateway.core.codec import (
     TaskV2,
     TrackerV2,
 )
+from gateway.core.contract import SourcePage
 from gateway.core.errors import UpstreamUnavailableError
 from gateway.core.locks import LockBusyError
 from gateway.core.memory import BoundedMemoryCache
 from gateway.core.records import TaskMetrics, TaskRecord, TaskStatus, TrackerRecord, Vendor
-from gateway.vendors.base import SourcePage
 from tests.redis_server import RedisServer
 
 
@@ -126,6 +126,38 @@ async def test_a_failure_reaches_every_joined_caller(make_cache) -> None:
     )
     assert upstream.calls == 1
     assert all(isinstance(r, UpstreamUnavailableError) for r in results)
+
+
+async def slow_burst(cache: PageCache, upstream: Upstream) -> list[asyncio.Task[PageResult]]:
+    """Five callers of one slow page, under way: the first leads, four wait for it."""
+    upstream.delay = 0.1
+    callers = [asyncio.create_task(cache.get_or_fetch("k", upstream, ttl=30))]
+    await asyncio.sleep(0.02)
+    callers += [asyncio.create_task(cache.get_or_fetch("k", upstream, ttl=30)) for _ in range(4)]
+    await asyncio.sleep(0.02)
+    return callers
+
+
+async def test_a_cancelled_waiter_never_cancels_the_fetch_the_others_wait_for(make_cache) -> None:
+    upstream = Upstream()
+    callers = await slow_burst(make_cache(), upstream)
+    callers[3].cancel()  # a client that left
+    results = await asyncio.gather(*callers, return_exceptions=True)
+    assert isinstance(results[3], asyncio.CancelledError)
+    assert [r.page.total for i, r in enumerate(results) if i != 3] == [1] * 4
+    assert upstream.calls == 1
+
+
+async def test_when_the_leader_is_cancelled_the_waiters_still_get_an_answer(make_cache) -> None:
+    """The fetch runs in the task that started it (its deadline ends it, as alone); the
+    callers that were waiting for it fetch again, once between them."""
+    upstream = Upstream()
+    callers = await slow_burst(make_cache(), upstream)
+    callers[0].cancel()
+    results = await asyncio.gather(*callers, return_exceptions=True)
+    assert isinstance(results[0], asyncio.CancelledError)
+    assert {r.page.total for r in results[1:]} == {2}
+    assert upstream.calls == 2
 
 
 async def test_replicas_sharing_redis_collapse_a_burst_into_one_call(

@@ -10,10 +10,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.core.context import RequestState
+from gateway.core.contract import ListQuery, PageToken, Source, SourcePage
 from gateway.core.cursor import Position
 from gateway.core.merge import Reader, SortedListings, by_id_within_ties, fill_all, tie_window
 from gateway.core.records import Direction, Order, OrderField, TaskRecord, TaskStatus, Vendor
-from gateway.vendors.base import ListQuery, PageToken, Source, SourcePage
 
 BEGIN = Position(None, 0)
 

@@ -19,10 +19,10 @@ import pytest
 import redis
 
 from gateway.cli import demo_settings
+from gateway.core.contract import Credentials
 from gateway.core.records import Vendor
 from gateway.sandbox import Sandbox, SandboxOptions
 from gateway.serving import ServerThread
-from gateway.vendors.base import Credentials
 from tests.conftest import GatewayClient, GatewayFactory
 
 AGENTEX_KEY = "idem-agentex-secret-9f3a"

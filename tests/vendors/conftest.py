@@ -13,10 +13,11 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
+from gateway.core.contract import VendorSettings
 from gateway.core.records import TaskStatus, Vendor
 from gateway.sandbox import SANDBOX_CREDENTIALS, Sandbox, SandboxOptions
 from gateway.serving import ServerThread
-from gateway.vendors.base import Connector, VendorSettings
+from gateway.vendors.base import Connector
 from gateway.vendors.registry import connector_for, default_credentials
 
 SIZE = 650  # over 200 tasks per orq agent, so every vendor's listings take several pages

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import replace
+
+import pytest
 
 from gateway.config import Settings, VendorConfig
 from gateway.core.records import Vendor
@@ -131,3 +134,75 @@ def test_an_expired_answer_is_served_while_one_request_recomputes_it(own) -> Non
     assert follower == old
     assert recomputed[0] != old and b'"errors"' not in recomputed[0]
     assert gateway.http.post("/graphql", json={"query": query}).content == recomputed[0]
+
+
+# -- what is cached is read from the parsed request, never from its text -------------------
+
+TASKS = "tasks(first: 3) { nodes { id } }"
+WORD_IN_TEXT = [  # "fresh" appears, but no `fresh` argument is true: cacheable
+    (f"{{ fresh: {TASKS} }}", None),
+    ('{ tasks(first: 3, filter: {userId: "fresh"}) { nodes { id } } }', None),
+    (f"# fresh: true\n{{ {TASKS} }}", None),
+    (f"query fresh {{ {TASKS} }}", None),
+    ("query($fresh: Int) { tasks(first: $fresh) { nodes { fresh: id } } }", {"fresh": 3}),
+    ("{ tasks(first: 3, fresh: false) { nodes { id } } }", None),
+    ("query($f: Boolean!) { tasks(first: 3, fresh: $f) { nodes { id } } }", {"f": False}),
+    ("query($f: Boolean! = false) { tasks(first: 3, fresh: $f) { nodes { id } } }", None),
+]
+FRESH = [  # a `fresh` argument that is true, however it gets there: never cached
+    ("query($f: Boolean!) { tasks(first: 3, fresh: $f) { nodes { id } } }", {"f": True}),
+    ("query($f: Boolean = true) { tasks(first: 3, fresh: $f) { nodes { id } } }", None),
+    ("query($f: Boolean = false) { tasks(first: 3, fresh: $f) { nodes { id } } }", {"f": True}),
+    (
+        f"query($f: Boolean!) {{ a: {TASKS} b: tasks(first: 2, fresh: $f) {{ nodes {{ id }} }} }}",
+        {"f": True},
+    ),
+    ("{ tasks(first: 3, fresh: true) { nodes { id } } }", None),
+]
+
+
+@pytest.fixture(scope="module")
+def reads(make_gateway: GatewayFactory) -> GatewayClient:
+    return make_gateway()
+
+
+def answered_from_cache(
+    gateway: GatewayClient, sandbox, query: str, variables: dict | None, method: str
+) -> bool:
+    """Ask twice: whether the second answer came whole from the response cache (no vendor
+    call and no page-cache lookup)."""
+
+    def ask() -> dict:
+        if method == "GET":
+            params = {"query": query}
+            if variables is not None:
+                params["variables"] = json.dumps(variables)
+            response = gateway.http.get("/graphql", params=params)
+        else:
+            response = gateway.http.post("/graphql", json={"query": query, "variables": variables})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert "errors" not in body, body["errors"]
+        return body
+
+    first = ask()
+    pages = gateway.server.server.config.app.state.gateway.service.upstream.cache
+    before = (calls(sandbox), pages.stats["hits"])
+    assert ask() == first
+    return (calls(sandbox), pages.stats["hits"]) == before
+
+
+@pytest.mark.parametrize("method", ["POST", "GET"])
+@pytest.mark.parametrize(("query", "variables"), WORD_IN_TEXT)
+def test_the_word_fresh_in_an_alias_string_or_name_does_not_stop_caching(
+    reads: GatewayClient, clean_sandbox, query: str, variables: dict | None, method: str
+) -> None:
+    assert answered_from_cache(reads, clean_sandbox, query, variables, method)
+
+
+@pytest.mark.parametrize("method", ["POST", "GET"])
+@pytest.mark.parametrize(("query", "variables"), FRESH)
+def test_fresh_through_a_variable_or_its_default_is_never_cached(
+    reads: GatewayClient, clean_sandbox, query: str, variables: dict | None, method: str
+) -> None:
+    assert not answered_from_cache(reads, clean_sandbox, query, variables, method)

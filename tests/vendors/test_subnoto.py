@@ -1,5 +1,5 @@
-"""Connector side of issue 15: Subnoto through its API proxy, Agentex's nulls-first order and
-re-reading a page window around tied rows, against the sandbox over real HTTP."""
+"""What only Subnoto has: its ACCESS_KEY:SECRET_KEY bearer and the API proxy in front of its
+enclave (a start-up warning when the configuration points at the enclave itself)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,14 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from gateway.core.errors import InvalidCursorError, UpstreamAuthError
-from gateway.core.records import Direction, Order, OrderField, Vendor
+from gateway.core.contract import ListQuery
+from gateway.core.errors import UpstreamAuthError
+from gateway.core.records import Vendor
 from gateway.sandbox import Sandbox
-from gateway.vendors.base import ListQuery, offset_page, window_token
 from gateway.vendors.subnoto import enclave_warning
 from tests.vendors.conftest import KEYS, Make
 
@@ -24,7 +23,6 @@ ROOT = Path(__file__).resolve().parents[2]
 PYTHON = Path(sys.executable)
 
 
-# -- Subnoto: the API proxy and its ACCESS_KEY:SECRET_KEY bearer ---------------------------
 async def test_subnoto_is_called_with_the_access_and_secret_key_as_one_bearer(
     make: Make, sb: Sandbox
 ) -> None:
@@ -113,52 +111,3 @@ def test_serve_warns_at_start_up_when_subnoto_is_the_enclave(
     finally:
         process.terminate()
         process.wait(timeout=10)
-
-
-# -- offset pages: tokens and windows --------------------------------------------------------
-def test_page_tokens_from_a_forged_cursor_are_refused_not_crashed() -> None:
-    assert offset_page(None, 50) == (1, 50)
-    assert offset_page(3, 50) == (3, 50)
-    assert offset_page(window_token(4, 17), 50) == (4, 17)
-    for forged in ("abc", "0x5", "3x0", "x", "-1x2", 0, -3, True, "3x", "1x2x3"):
-        with pytest.raises(InvalidCursorError):
-            offset_page(forged, 50)
-
-
-@pytest.mark.parametrize("vendor", [Vendor.AGENTEX, Vendor.XPANDER, Vendor.SUBNOTO])
-async def test_a_window_token_reads_exactly_those_rows(
-    make: Make, sb: Sandbox, vendor: Vendor
-) -> None:
-    """``page`` of ``limit`` rows is rows ``(page-1)*limit ..`` of the listing: the same
-    rows as the normal pages hold there (the merge re-reads tie groups this way)."""
-    connector = make(vendor)
-    source = connector.sources(ListQuery(order=Order(OrderField.CREATED_AT, Direction.DESC)))[0]
-    first, second = await connector.fetch_page(source, None), await connector.fetch_page(source, 2)
-    rows = [r.native_id for r in (*first.records, *second.records)]
-    window = await connector.fetch_page(source, window_token(4, 17))
-    assert [r.native_id for r in window.records] == rows[51:68]
-
-
-async def test_agentex_desc_lists_null_updated_at_first_and_asc_last(
-    make: Make, sb: Sandbox
-) -> None:
-    """What the merge relies on: the vendor's real order, nulls included."""
-    connector = make(Vendor.AGENTEX)
-    nulls = sum(1 for t in sb.store(Vendor.AGENTEX).values() if t["updated_at"] is None)
-    assert nulls, "the sandbox's default data has trackers without updated_at"
-    for direction, first in ((Direction.DESC, True), (Direction.ASC, False)):
-        [source] = connector.sources(ListQuery(order=Order(OrderField.UPDATED_AT, direction)))
-        assert source.nulls_first is first
-        records = []
-        token = None
-        while True:
-            page = await connector.fetch_page(source, token)
-            records += page.records
-            if page.next_token is None:
-                break
-            token = page.next_token
-        shown = [r.updated_at for r in records]
-        null_part = shown[:nulls] if first else shown[-nulls:]
-        assert null_part == [None] * nulls
-        dated: list[datetime] = [t for t in shown if t is not None]
-        assert dated == sorted(dated, reverse=direction is Direction.DESC)
