@@ -54,6 +54,8 @@ DEFAULT_POOL_LIMITS = httpx.Limits(
     max_connections=MAX_CALLS_IN_FLIGHT, max_keepalive_connections=20
 )
 USER_AGENT = "task-gateway/0.1"
+RESPONSE_CACHE_SHARE = 4
+"""Whole answers may hold a quarter of ``cache.max_bytes`` on top of the pages' bound."""
 
 
 @dataclass
@@ -203,7 +205,12 @@ def response_cache(settings: Settings, gateway: Gateway) -> ResponseCache | None
     if not settings.response_cache or not ttls or min(ttls) <= 0:
         return None
     upstream = gateway.service.upstream
-    return ResponseCache(upstream.cache, tuple(upstream.vendors), ttl=min(ttls))
+    return ResponseCache(
+        upstream.cache,
+        tuple(upstream.vendors),
+        ttl=min(ttls),
+        max_bytes=settings.cache_max_bytes // RESPONSE_CACHE_SHARE,
+    )
 
 
 def middleware(settings: Settings) -> list[Middleware]:

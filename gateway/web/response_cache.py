@@ -48,6 +48,8 @@ from gateway.web.graphql import read_headers, send_bytes
 from gateway.web.graphql_request import media_type_refusal
 
 DEFAULT_MAX_ENTRIES = 2_000
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+"""The answers kept, in bytes: app.py gives a quarter of ``cache.max_bytes``."""
 CALLER_HEADERS = (b"authorization", b"x-api-key")
 VENDOR_KEY_PREFIX = b"x-vendor-key-"
 
@@ -61,11 +63,15 @@ class ResponseCache:
         vendors: tuple[Vendor, ...],
         ttl: float,
         max_entries: int = DEFAULT_MAX_ENTRIES,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self.pages = pages
         self.vendors = vendors
         self.ttl = ttl
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        """The stored answers' sizes added up: what ``max_bytes`` bounds."""
         self.entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
         self.flight: SingleFlight[bytes | None] = SingleFlight()
         """In process only: the entries are this process's."""
@@ -113,10 +119,18 @@ class ResponseCache:
         return None
 
     def put(self, key: str, body: bytes) -> None:
+        """Stored last, oldest dropped first past either bound; an answer larger than the
+        whole byte bound is not kept."""
+        if len(body) > self.max_bytes:
+            return
+        previous = self.entries.pop(key, None)
+        if previous is not None:
+            self.bytes -= len(previous[1])
         self.entries[key] = (time.monotonic() + self.ttl, body)
-        self.entries.move_to_end(key)
-        while len(self.entries) > self.max_entries:
-            self.entries.popitem(last=False)
+        self.bytes += len(body)
+        while len(self.entries) > self.max_entries or self.bytes > self.max_bytes:
+            _, (_, dropped) = self.entries.popitem(last=False)
+            self.bytes -= len(dropped)
 
 
 @dataclass

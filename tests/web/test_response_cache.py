@@ -206,3 +206,29 @@ def test_fresh_through_a_variable_or_its_default_is_never_cached(
     reads: GatewayClient, clean_sandbox, query: str, variables: dict | None, method: str
 ) -> None:
     assert not answered_from_cache(reads, clean_sandbox, query, variables, method)
+
+
+def test_whole_answers_are_bounded_in_bytes(make_gateway: GatewayFactory, clean_sandbox) -> None:
+    """A quarter of ``cache.max_bytes`` holds the stored answers: past it the oldest go, and
+    an answer larger than all of it is not kept. Whether an answer came from the response
+    cache shows in the page cache: a whole-answer hit does no page work at all."""
+    bound = 6_000
+    gateway = make_gateway(cache_max_bytes=4 * bound)
+    pages = gateway.server.server.config.app.state.gateway.service.upstream.cache
+
+    def answered_whole(body: dict[str, object]) -> tuple[bool, int]:
+        before = pages.stats["hits"] + pages.stats["misses"]
+        response = gateway.http.post("/graphql", json=body)
+        assert response.status_code == 200 and b'"errors"' not in response.content
+        return pages.stats["hits"] + pages.stats["misses"] == before, len(response.content)
+
+    def page(n: int) -> dict[str, object]:
+        return {"query": "query P($n: Int!) { tasks(first: $n) { nodes { id } } }",
+                "variables": {"n": n}}  # fmt: skip
+
+    _, size = answered_whole(page(100))
+    assert size > bound and not answered_whole(page(100))[0]  # asked again: it was not kept
+    sizes = [answered_whole(page(n))[1] for n in (20, 21, 22)]
+    assert sum(sizes) > bound >= sizes[1] + sizes[2]  # the three cannot all be kept
+    assert answered_whole(page(22))[0] and answered_whole(page(21))[0]  # newest kept
+    assert not answered_whole(page(20))[0]  # oldest dropped
