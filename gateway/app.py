@@ -186,7 +186,7 @@ def create_app(
             Route("/graphql", graphql_http),
             WebSocketRoute("/graphql", view),
             Mount(ASSETS_PATH.rstrip("/"), StaticFiles(directory=ASSETS_DIR), name="assets"),
-            *ops_routes(gateway),
+            *ops_routes(gateway.service.upstream, gateway.observer),
             *export_routes(gateway.service, settings.forward_vendor_credentials),
             parquet_route(gateway.service, settings.forward_vendor_credentials),
         ],

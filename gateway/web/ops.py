@@ -11,7 +11,6 @@ is taken out of rotation, and the body names the vendor and why.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
@@ -19,15 +18,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.core.reachability import Reachability
-
-if TYPE_CHECKING:
-    from gateway.app import Gateway
+from gateway.core.upstream import Upstream
+from gateway.observability import Observer
 
 NO_STORE = {"cache-control": "no-store"}
 
 
-def ops_routes(gateway: Gateway) -> list[Route]:
-    upstream = gateway.service.upstream
+def ops_routes(upstream: Upstream, observer: Observer) -> list[Route]:
+    """The three endpoints over what they report on: the vendors and cache (``upstream``)
+    and the metrics registry (``observer``)."""
     reachability = Reachability(upstream)
 
     async def healthz(request: Request) -> Response:
@@ -60,7 +59,7 @@ def ops_routes(gateway: Gateway) -> list[Route]:
         return JSONResponse(body, status_code=200 if ready else 503, headers=NO_STORE)
 
     async def metrics(request: Request) -> Response:
-        registry = gateway.observer.metrics.registry if gateway.observer.metrics else None
+        registry = observer.metrics.registry if observer.metrics else None
         if registry is None:
             return Response(status_code=404)
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST, headers=NO_STORE)
