@@ -22,11 +22,12 @@ from strawberry.subscriptions import (
 )
 
 from gateway.config import Settings, VendorConfig, load_settings
-from gateway.core.cache import PageCache, create_backend
+from gateway.core.cache import PageCache
 from gateway.core.contract import VendorSettings
 from gateway.core.poller import TaskPoller
 from gateway.core.records import Vendor
 from gateway.core.service import TaskService
+from gateway.core.store import create_store
 from gateway.core.upstream import Upstream, VendorRuntime
 from gateway.graph.schema import build_schema
 from gateway.observability import Metrics, Observer, Tracing
@@ -91,9 +92,7 @@ def build_gateway(
         runtimes[config.vendor] = VendorRuntime(
             connector, ttl=config.cache_ttl, first_page_ttl=config.first_page_ttl
         )
-    backend = create_backend(
-        settings.cache_url, settings.cache_max_entries, settings.cache_max_bytes
-    )
+    backend = create_store(settings.cache_url, settings.cache_max_entries, settings.cache_max_bytes)
     cache = PageCache(backend, stale_if_error=settings.stale_if_error)
     upstream = Upstream(runtimes, cache, max_calls=settings.max_upstream_calls)
     if observer.metrics is not None:

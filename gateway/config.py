@@ -33,7 +33,10 @@ from typing import Any, Literal
 from urllib.parse import SplitResult, urlsplit
 
 from gateway.core.contract import Credentials
+from gateway.core.memory import DEFAULT_MAX_BYTES as DEFAULT_CACHE_MAX_BYTES
+from gateway.core.memory import DEFAULT_MAX_ENTRIES as DEFAULT_CACHE_MAX_ENTRIES
 from gateway.core.records import TaskStatus, Vendor
+from gateway.core.upstream import DEFAULT_FIRST_PAGE_TTL_SECONDS
 from gateway.graph.cost import DEFAULT_MAX_COST, DEFAULT_MAX_LIST_ITEMS
 from gateway.graph.document import DEFAULT_MAX_DOCUMENT_BYTES
 from gateway.graph.schema import QueryLimits
@@ -46,8 +49,6 @@ from gateway.web.persisted import load_manifest
 ENV_PREFIX = "TASK_GATEWAY_"
 DEFAULT_TIMEOUT_SECONDS = 10.0
 DEFAULT_CACHE_TTL_SECONDS = 30.0
-DEFAULT_FIRST_PAGE_TTL_SECONDS = 10.0
-DEFAULT_CACHE_MAX_ENTRIES = 20_000
 DEFAULT_STALE_IF_ERROR_SECONDS = 300.0
 DEFAULT_MAX_FIRST = 100
 DEFAULT_REQUEST_DEADLINE_SECONDS = 15.0
@@ -56,7 +57,6 @@ DEFAULT_MAX_UPSTREAM_CALLS = 10_000
 """Page reads per request. The heaviest legitimate requests measured over 50,000 tasks per
 vendor read 4,018 pages (``taskStats``, a whole export) and 2,358 (a page with
 ``totalCount``): 10,000 serves them up to about 125,000 tasks per vendor."""
-DEFAULT_CACHE_MAX_BYTES = 256 * 1024 * 1024
 DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 
 KIB, MIB, GIB = 1024, 1024 * 1024, 1024 * 1024 * 1024

@@ -25,7 +25,7 @@ from gateway.core.contract import Credentials, SourcePage
 from gateway.core.errors import BadInputError, UpstreamError
 from gateway.core.flight import DEFAULT_LOCK_SECONDS, SingleFlight
 from gateway.core.records import TrackerRecord, Vendor
-from gateway.core.store import Store, create_store
+from gateway.core.store import Store
 
 GENERATION_KEYS = {vendor: f"{KEY_PREFIX}:gen:{vendor.value}" for vendor in Vendor}
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600.0
@@ -36,7 +36,6 @@ __all__ = [
     "PageCache",
     "PageResult",
     "caller_fingerprint",
-    "create_backend",
     "fingerprint",
 ]
 
@@ -49,10 +48,6 @@ class PageResult:
     fetched_at: float
     from_cache: bool
     stale: bool
-
-
-create_backend = create_store
-"""``None`` or ``memory://`` for this process only; ``redis://host:port/db`` to share."""
 
 
 def fingerprint(secret: str | None) -> str:

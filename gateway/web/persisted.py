@@ -23,10 +23,10 @@ from typing import Any
 
 from gateway.core.cache import PageCache
 from gateway.core.codec import DOCUMENT, KEY_PREFIX
+from gateway.graph.document import DEFAULT_MAX_DOCUMENT_BYTES
 
 DOCUMENT_TTL_SECONDS = 7 * 24 * 3600
 DEFAULT_MAX_ENTRIES = 1_000
-DEFAULT_MAX_DOCUMENT_BYTES = 16 * 1024
 INDEX_KEY = f"{KEY_PREFIX}:apq-index"
 HASH = re.compile(r"[0-9a-f]{64}")
 

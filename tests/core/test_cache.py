@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.core.cache import PageCache, PageResult, create_backend, fingerprint
+from gateway.core.cache import PageCache, PageResult, fingerprint
 from gateway.core.codec import (
     PAGE,
     WRITE,
@@ -27,6 +27,7 @@ from gateway.core.errors import UpstreamUnavailableError
 from gateway.core.locks import LockBusyError
 from gateway.core.memory import BoundedMemoryCache
 from gateway.core.records import TaskMetrics, TaskRecord, TaskStatus, TrackerRecord, Vendor
+from gateway.core.store import create_store
 from tests.redis_server import RedisServer
 
 
@@ -64,7 +65,7 @@ async def make_cache(request, redis_server: RedisServer) -> AsyncIterator[Callab
 
     def make(clock: Clock | None = None, **options) -> PageCache:
         url = redis_server.url if request.param == "redis" else None
-        cache = PageCache(create_backend(url), clock=clock or Clock(), **options)
+        cache = PageCache(create_store(url), clock=clock or Clock(), **options)
         caches.append(cache)
         return cache
 
@@ -168,7 +169,7 @@ async def test_replicas_sharing_redis_collapse_a_burst_into_one_call(
     redis_server.flush()
     upstream = Upstream()
     upstream.delay = 0.1
-    replicas = [PageCache(create_backend(redis_server.url)) for _ in range(3)]
+    replicas = [PageCache(create_store(redis_server.url)) for _ in range(3)]
     results = await asyncio.gather(
         *(replicas[i % 3].get_or_fetch("k", upstream, ttl=30) for i in range(60))
     )
@@ -184,7 +185,7 @@ async def test_a_generation_bump_hides_older_entries_from_every_replica(
     if redis_server.process is None:
         redis_server.start()
     redis_server.flush()
-    one, two = (PageCache(create_backend(redis_server.url)) for _ in range(2))
+    one, two = (PageCache(create_store(redis_server.url)) for _ in range(2))
     upstream = Upstream()
     key = one.page_key(Vendor.AGENTEX, await one.generation(Vendor.AGENTEX), "anon", "list")
     await one.get_or_fetch(key, upstream, ttl=30)
@@ -202,7 +203,7 @@ async def test_redis_going_down_degrades_to_no_cache_and_recovers(
 ) -> None:
     if redis_server.process is None:
         redis_server.start()
-    cache = PageCache(create_backend(redis_server.url))
+    cache = PageCache(create_store(redis_server.url))
     upstream = Upstream()
     await cache.get_or_fetch("k", upstream, ttl=30)
     redis_server.stop()
@@ -326,7 +327,7 @@ async def test_a_write_lock_is_held_across_replicas_past_its_lease(
     if redis_server.process is None:
         redis_server.start()
     redis_server.flush()
-    one, two = create_backend(redis_server.url), create_backend(redis_server.url)
+    one, two = create_store(redis_server.url), create_store(redis_server.url)
     one.locks.lease = two.locks.lease = 0.3
     entered = asyncio.Event()
 
@@ -353,7 +354,7 @@ async def test_without_redis_a_write_lock_still_serializes_this_process(
 ) -> None:
     if redis_server.process is None:
         redis_server.start()
-    store = create_backend(redis_server.url)
+    store = create_store(redis_server.url)
     order: list[str] = []
 
     async def write(name: str) -> None:

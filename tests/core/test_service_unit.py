@@ -23,7 +23,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.core.cache import PageCache, create_backend
+from gateway.core.cache import PageCache
 from gateway.core.context import RequestState
 from gateway.core.contract import ListQuery, Source, VendorSettings
 from gateway.core.cursor import decode_cursor, encode_cursor
@@ -39,6 +39,7 @@ from gateway.core.records import (
     Vendor,
 )
 from gateway.core.service import TaskService
+from gateway.core.store import create_store
 from gateway.core.upstream import Upstream, VendorRuntime
 from gateway.sandbox import Sandbox
 from gateway.vendors.registry import connector_for
@@ -92,7 +93,7 @@ def planner(
         settings = VendorSettings(vendor, "http://127.0.0.1:9", agents=agents.get(vendor, ()))
         connector = connector_for(vendor)(settings, httpx.AsyncClient())
         runtimes[vendor] = VendorRuntime(connector)
-    return TaskService(Upstream(runtimes, PageCache(create_backend(None))))
+    return TaskService(Upstream(runtimes, PageCache(create_store(None))))
 
 
 SERVICE = planner()
@@ -304,7 +305,7 @@ async def live(clean_sandbox: Sandbox, sandbox_url: str) -> AsyncIterator[TaskSe
     """A service over every vendor of the shared sandbox, with its configured agents."""
     make = Make(clean_sandbox, sandbox_url, [])
     runtimes = {v: VendorRuntime(make(v)) for v in Vendor}
-    cache = PageCache(create_backend(None))
+    cache = PageCache(create_store(None))
     yield TaskService(Upstream(runtimes, cache))
     await cache.close()
     for client in make.clients:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from gateway.core.cache import PageCache, create_backend
+from gateway.core.cache import PageCache
 from gateway.core.context import RequestState
 from gateway.core.contract import ListQuery, Source
 from gateway.core.errors import (
@@ -26,6 +26,7 @@ from gateway.core.errors import (
 )
 from gateway.core.records import Vendor
 from gateway.core.resilience import CircuitBreaker, CircuitOpenError, CircuitState, RetryPolicy
+from gateway.core.store import create_store
 from gateway.core.upstream import Upstream, VendorRuntime
 from gateway.sandbox import Sandbox
 from gateway.vendors.registry import default_credentials
@@ -99,7 +100,7 @@ async def build(clean_sandbox: Sandbox, sandbox_url: str) -> AsyncIterator[Build
             )
             for vendor in vendors
         }
-        cache = PageCache(create_backend(None), clock=clock)
+        cache = PageCache(create_store(None), clock=clock)
         caches.append(cache)
         return Rig(Upstream(runtimes, cache, max_calls=max_calls), clean_sandbox, clock, slept)
 
