@@ -269,7 +269,9 @@ def page_cost(args: argparse.Namespace) -> None:
         urls, sandboxes = {}, {}
         for size in (100, big):  # both pairs up at once, so their samples can interleave
             sandboxes[size] = stack.enter_context(sandbox_process(size))
-            urls[size] = stack.enter_context(gateway_process(sandboxes[size]))[0] + "/graphql"
+            # answer_within off: this measures what a whole page costs, however long.
+            served = gateway_process(sandboxes[size], graphql={"answer_within": 0})
+            urls[size] = stack.enter_context(served)[0] + "/graphql"
         for label, field in orders.items():
             body = {
                 "query": f"{{ tasks(first: 20, orderBy: {{field: {field}}}) {{ nodes {{ id }} }} }}"
@@ -449,6 +451,22 @@ def oracle(args: argparse.Namespace) -> None:
         say(line)
 
 
+# -- 10. vendor budgets and an answer on time (bench/budget.py) ---------------------------
+def budget(args: argparse.Namespace) -> None:
+    from bench import budget as budgets
+
+    for line in budgets.run(args.quick):
+        say(line)
+
+
+# -- 11. the task index (bench/index.py) -----------------------------------------------------
+def index(args: argparse.Namespace) -> None:
+    from bench import index as task_index
+
+    for line in task_index.run(args.quick):
+        say(line)
+
+
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "fanout": fanout,
     "cache": cache_hits,
@@ -459,6 +477,8 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "fuzz": fuzz,
     "total": total,
     "oracle": oracle,
+    "budget": budget,
+    "index": index,
 }
 
 

@@ -83,7 +83,8 @@ def agents() -> dict[Vendor, list[str]]:
 
 @contextlib.contextmanager
 def gateway_process(sandbox_url: str, **config: Any) -> Iterator[tuple[str, int]]:
-    """``task-gateway serve`` with one worker against the sandbox; ``config`` adds TOML."""
+    """``task-gateway serve`` with one worker against the sandbox; ``config`` adds TOML
+    (``vendor``: keys for every vendor; ``vendors``: ``{"orq": {…}}`` for one)."""
     lines = ["[auth]", "open = true", "[limits]", "rate_per_second = 0"]
     graphql = config.pop("graphql", {})
     if graphql:
@@ -95,9 +96,14 @@ def gateway_process(sandbox_url: str, **config: Any) -> Iterator[tuple[str, int]
             lines.append(f"agents = {json.dumps(vendor_agents)}")
         for key, value in config.get("vendor", {}).items():
             lines.append(f"{key} = {json.dumps(value)}")
+        for key, value in config.get("vendors", {}).get(vendor.value, {}).items():
+            lines.append(f"{key} = {json.dumps(value)}")
     if "cache" in config:
         lines.append("[cache]")
         lines += [f"{k} = {json.dumps(v)}" for k, v in config["cache"].items()]
+    if "index" in config:
+        lines.append("[index]")
+        lines += [f"{k} = {json.dumps(v)}" for k, v in config["index"].items()]
     path = Path(tempfile.mkdtemp()) / "gateway.toml"
     path.write_text("\n".join(lines) + "\n")
     env = {f"TASK_GATEWAY_{v.name}_API_KEY": k for v, k in SANDBOX_CREDENTIALS.items() if k}
@@ -180,8 +186,10 @@ async def load(
     rate: float | None = None,
     headers: dict[str, str] | None = None,
     check: Any = None,
+    bodies: list[dict[str, Any]] | None = None,
 ) -> Run:
-    """``concurrency`` clients for ``seconds`` (or paced at ``rate`` requests/s in total)."""
+    """``concurrency`` clients for ``seconds`` (or paced at ``rate`` requests/s in total);
+    with ``bodies``, each client sends them in turn instead of ``body``."""
     run = Run()
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     deadline = time.perf_counter() + seconds
@@ -190,12 +198,15 @@ async def load(
 
         async def worker() -> None:
             next_at = time.perf_counter()
+            sent = 0
             while time.perf_counter() < deadline:
+                payload = bodies[sent % len(bodies)] if bodies else body
+                sent += 1
                 started = time.perf_counter()
-                if body is None:
+                if payload is None:
                     response = await client.get(url)
                 else:
-                    response = await client.post(url, json=body)
+                    response = await client.post(url, json=payload)
                 run.latencies.append(time.perf_counter() - started)
                 if check is not None:
                     for code in check(response):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx
@@ -22,6 +22,7 @@ from strawberry.subscriptions import (
 )
 
 from gateway.config import Settings, VendorConfig, load_settings
+from gateway.core.budget import Budgets, ResponseObserver, VendorLimits
 from gateway.core.cache import PageCache
 from gateway.core.contract import VendorSettings
 from gateway.core.poller import TaskPoller
@@ -30,7 +31,11 @@ from gateway.core.service import TaskService
 from gateway.core.store import create_store
 from gateway.core.upstream import Upstream, VendorRuntime
 from gateway.graph.schema import build_schema
+from gateway.index.runtime import IndexRuntime
+from gateway.index.sync import SyncSettings
 from gateway.observability import Metrics, Observer, Tracing
+from gateway.observability.budgets import BudgetCollector
+from gateway.observability.index import IndexCollector
 from gateway.observability.tracing import tracing_from_environment
 from gateway.observability.transport import ObservedTransport
 from gateway.vendors.registry import connector_for
@@ -41,6 +46,7 @@ from gateway.web.export_parquet import parquet_route
 from gateway.web.graphiql import ASSETS_DIR, ASSETS_PATH
 from gateway.web.graphql import GraphQLView
 from gateway.web.limits import BodySizeLimitMiddleware, RateLimitMiddleware
+from gateway.web.odata import odata_routes
 from gateway.web.ops import ops_routes
 from gateway.web.persisted import PersistedQueries, load_manifest
 from gateway.web.request_id import RequestIdMiddleware
@@ -69,6 +75,7 @@ class Gateway:
     observer: Observer
 
     async def aclose(self) -> None:
+        await self.service.upstream.late.aclose()  # they use the clients closed next
         for client in self.clients:
             await client.aclose()
         await self.service.upstream.cache.close()
@@ -83,30 +90,43 @@ def build_gateway(
     observer = Observer(
         Metrics(settings.metric_operations), tracing or tracing_from_environment(settings.tracing)
     )
+    backend = create_store(settings.cache_url, settings.cache_max_entries, settings.cache_max_bytes)
+    budgets = Budgets.for_store(
+        backend,
+        {
+            c.vendor: VendorLimits(c.max_requests_per_minute, c.max_concurrency)
+            for c in settings.enabled
+        },
+        interactive_reserve=settings.interactive_reserve,
+    )
     clients: list[httpx.AsyncClient] = []
     runtimes: dict[Vendor, VendorRuntime] = {}
     for config in settings.enabled:
-        client = make_client(config, observer, pool_limits)
+        client = make_client(config, observer, pool_limits, budgets.observer(config.vendor))
         clients.append(client)
         connector = connector_for(config.vendor)(vendor_settings(config), client)
         runtimes[config.vendor] = VendorRuntime(
             connector, ttl=config.cache_ttl, first_page_ttl=config.first_page_ttl
         )
-    backend = create_store(settings.cache_url, settings.cache_max_entries, settings.cache_max_bytes)
     cache = PageCache(backend, stale_if_error=settings.stale_if_error)
-    upstream = Upstream(runtimes, cache, max_calls=settings.max_upstream_calls)
+    upstream = Upstream(runtimes, cache, max_calls=settings.max_upstream_calls, budgets=budgets)
     if observer.metrics is not None:
         observer.metrics.watch(upstream)
+        observer.metrics.registry.register(BudgetCollector(upstream))
     service = TaskService(upstream, max_first=settings.max_first)
     return Gateway(settings, service, clients, observer)
 
 
 def make_client(
-    config: VendorConfig, observer: Observer, limits: httpx.Limits = DEFAULT_POOL_LIMITS
+    config: VendorConfig,
+    observer: Observer,
+    limits: httpx.Limits = DEFAULT_POOL_LIMITS,
+    on_response: ResponseObserver | None = None,
 ) -> httpx.AsyncClient:
     """One pooled client per vendor, shared by every request for the app's lifetime. The
     guard in front of the pool keeps cancellation out of it, never lets more calls into it
-    than it has connections, and bounds each answer's size (``vendors/transport.py``)."""
+    than it has connections, bounds each answer's size, and tells ``on_response`` (the
+    vendor budget) what each answer says of the vendor's limit (``vendors/transport.py``)."""
     observed = ObservedTransport(
         config.vendor,
         httpx.AsyncHTTPTransport(limits=limits),
@@ -119,6 +139,7 @@ def make_client(
         observed,
         max_connections=limits.max_connections or MAX_CALLS_IN_FLIGHT,
         max_bytes=config.max_response_bytes,
+        on_response=on_response,
     )
     return httpx.AsyncClient(
         base_url=config.base_url,
@@ -146,24 +167,21 @@ def create_app(
 ) -> Starlette:
     gateway = build_gateway(settings, tracing, pool_limits)
     poller = TaskPoller(gateway.service, interval=settings.poll_interval)
-    limits = replace(
-        settings.limits,
-        max_document_bytes=settings.max_document_bytes,
-        max_list_items=settings.max_list_items,
-    )
+    index = task_index(settings, gateway, poller)
     view = GraphQLView(
         gateway.service,
-        schema=build_schema(limits),
+        schema=build_schema(settings.limits),
         graphql_ide="graphiql" if settings.graphiql else None,
         graphiql_query=settings.example_query,
         subscription_protocols=SUBSCRIPTION_PROTOCOLS,
         forward_credentials=settings.forward_vendor_credentials,
         request_deadline=settings.request_deadline,
+        answer_within=settings.answer_within,
         persisted=PersistedQueries(
             gateway.service.upstream.cache,
             load_manifest(settings.persisted_queries) if settings.persisted_queries else None,
             max_entries=settings.apq_max_entries,
-            max_document_bytes=settings.max_document_bytes,
+            max_document_bytes=settings.limits.max_document_bytes,
         ),
         observer=gateway.observer,
         poller=poller,
@@ -175,8 +193,12 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if index is not None:
+            await index.start()
         yield
         await poller.close()
+        if index is not None:
+            await index.close()  # its sync reads through the clients closed next
         await gateway.aclose()
 
     app = Starlette(
@@ -188,13 +210,35 @@ def create_app(
             *ops_routes(gateway.service.upstream, gateway.observer),
             *export_routes(gateway.service, settings.forward_vendor_credentials),
             parquet_route(gateway.service, settings.forward_vendor_credentials),
+            *odata_routes(
+                None if index is None else (lambda: index.view),
+                [config.vendor for config in settings.enabled],
+                settings.limits.max_document_bytes,
+                settings.limits.max_list_items,
+            ),
         ],
         middleware=middleware(settings),
         lifespan=lifespan,
     )
     app.state.gateway = gateway
     app.state.poller = poller
+    app.state.index = index
     return app
+
+
+def task_index(settings: Settings, gateway: Gateway, poller: TaskPoller) -> IndexRuntime | None:
+    """The task index (``[index] url``), opened with the app; its metrics registered."""
+    if settings.index_url is None:
+        return None
+    runtime = IndexRuntime(
+        settings.index_url,
+        gateway.service,
+        poller,
+        SyncSettings(settings.index_interval, settings.index_rescan_interval),
+    )
+    if gateway.observer.metrics is not None:
+        gateway.observer.metrics.registry.register(IndexCollector(runtime))
+    return runtime
 
 
 def response_cache(settings: Settings, gateway: Gateway) -> ResponseCache | None:

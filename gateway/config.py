@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import SplitResult, urlsplit
 
+from gateway.core.budget import DEFAULT_INTERACTIVE_RESERVE
 from gateway.core.contract import Credentials
 from gateway.core.memory import DEFAULT_MAX_BYTES as DEFAULT_CACHE_MAX_BYTES
 from gateway.core.memory import DEFAULT_MAX_ENTRIES as DEFAULT_CACHE_MAX_ENTRIES
@@ -40,6 +41,8 @@ from gateway.core.upstream import DEFAULT_FIRST_PAGE_TTL_SECONDS
 from gateway.graph.cost import DEFAULT_MAX_COST, DEFAULT_MAX_LIST_ITEMS
 from gateway.graph.document import DEFAULT_MAX_DOCUMENT_BYTES
 from gateway.graph.schema import QueryLimits
+from gateway.index.sync import DEFAULT_INTERVAL_SECONDS as DEFAULT_SYNC_INTERVAL_SECONDS
+from gateway.index.sync import DEFAULT_RESCAN_SECONDS
 from gateway.vendors.registry import CONNECTORS, connector_for
 from gateway.web.auth import DEFAULT_FAILED_PER_MINUTE as DEFAULT_FAILED_AUTH_PER_MINUTE
 from gateway.web.limits import DEFAULT_BURST, DEFAULT_MAX_BODY_BYTES, DEFAULT_RATE_PER_SECOND
@@ -52,6 +55,9 @@ DEFAULT_CACHE_TTL_SECONDS = 30.0
 DEFAULT_STALE_IF_ERROR_SECONDS = 300.0
 DEFAULT_MAX_FIRST = 100
 DEFAULT_REQUEST_DEADLINE_SECONDS = 15.0
+DEFAULT_ANSWER_WITHIN_SECONDS = 3.0
+"""A GraphQL answer goes out with the vendors that answered by then (docs/operating.md says
+why 3 s: far above a healthy vendor's page, far below the 10 s timeout a hung one costs)."""
 DEFAULT_POLL_INTERVAL_SECONDS = 5.0
 DEFAULT_MAX_UPSTREAM_CALLS = 10_000
 """Page reads per request. The heaviest legitimate requests measured over 50,000 tasks per
@@ -112,6 +118,7 @@ SECTIONS: dict[str, dict[str, Key]] = {
         "max_upstream_calls": _int(DEFAULT_MAX_UPSTREAM_CALLS, 1, 100_000),
         "apq_max_entries": _int(DEFAULT_APQ_MAX_ENTRIES, 1, 1_000_000),
         "request_deadline": _seconds(DEFAULT_REQUEST_DEADLINE_SECONDS, 0.1, 600),
+        "answer_within": _seconds(DEFAULT_ANSWER_WITHIN_SECONDS, 0, 600),
         "poll_interval": _seconds(DEFAULT_POLL_INTERVAL_SECONDS, 0.1, 3600),
         "response_cache": Key("bool", True),
         "persisted_queries": Key("text"),
@@ -129,7 +136,13 @@ SECTIONS: dict[str, dict[str, Key]] = {
         "rate_burst": _int(DEFAULT_BURST, 1, 1_000_000),
     },
     "cors": {"origins": Key("texts", ())},
+    "budgets": {"interactive_reserve": Key("float", DEFAULT_INTERACTIVE_RESERVE, 0, 1)},
     "tracing": {"enabled": Key("bool", False, env="TRACING")},
+    "index": {
+        "url": Key("text", env="INDEX_URL"),
+        "interval": _seconds(DEFAULT_SYNC_INTERVAL_SECONDS, 1, DAY),
+        "rescan_interval": _seconds(DEFAULT_RESCAN_SECONDS, 60, 30 * DAY),
+    },
 }
 """Every section and setting of the file except ``[vendors.<name>]`` (``VENDOR_KEYS``)."""
 
@@ -145,6 +158,8 @@ VENDOR_KEYS: dict[str, Key] = {
     "first_page_ttl": _seconds(None, 0, DAY),
     "status_map": Key("table", {}),
     "max_response_bytes": _int(DEFAULT_MAX_RESPONSE_BYTES, KIB, 4 * GIB),
+    "max_requests_per_minute": Key("int", None, 1, 1_000_000, env="MAX_REQUESTS_PER_MINUTE"),
+    "max_concurrency": Key("int", None, 1, 10_000),
 }
 """The settings of each ``[vendors.<name>]`` table."""
 
@@ -165,6 +180,11 @@ class VendorConfig:
     status_map: Mapping[str, TaskStatus] = field(default_factory=dict)
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     """An upstream response body larger than this is refused as UPSTREAM_BAD_RESPONSE."""
+    max_requests_per_minute: int | None = None
+    """Calls to the vendor in any rolling minute, all replicas together (None: no limit of
+    ours; a limit the vendor states in ``X-RateLimit-Limit`` still applies)."""
+    max_concurrency: int | None = None
+    """Calls to the vendor in flight at once, per replica (None: the pool's bound)."""
 
 
 @dataclass(frozen=True)
@@ -185,6 +205,10 @@ class Settings:
     example_query: str | None = None
     limits: QueryLimits = field(default_factory=QueryLimits)
     request_deadline: float = DEFAULT_REQUEST_DEADLINE_SECONDS
+    interactive_reserve: float = DEFAULT_INTERACTIVE_RESERVE
+    """Share of each vendor's budget only interactive requests may use (``core/budget.py``)."""
+    answer_within: float = DEFAULT_ANSWER_WITHIN_SECONDS
+    """Seconds after which a GraphQL answer goes out without the vendors still out (0: off)."""
     cors_origins: tuple[str, ...] = ()
     tracing: bool = False
     response_cache: bool = True
@@ -192,18 +216,21 @@ class Settings:
     """Seconds between the shared polls behind ``taskChanged`` subscriptions."""
     persisted_queries: str | None = None
     """An allow-list manifest: when set, only its documents run (APQ is always on)."""
-    max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
-    """A GraphQL document (query text, APQ included) longer than this is refused unparsed."""
-    max_list_items: int = DEFAULT_MAX_LIST_ITEMS
-    """Items one list argument (``agentIds``, ``statuses``, …) may hold."""
     max_upstream_calls: int = DEFAULT_MAX_UPSTREAM_CALLS
     """Upstream calls one request may start, all vendors together."""
     cache_max_bytes: int = DEFAULT_CACHE_MAX_BYTES
     """The memory cache's bound in bytes (entries are also bounded by count)."""
     apq_max_entries: int = DEFAULT_APQ_MAX_ENTRIES
-    """Automatic persisted queries kept (each at most ``max_document_bytes``)."""
+    """Automatic persisted queries kept (each at most ``limits.max_document_bytes``)."""
     failed_auth_per_minute: int = DEFAULT_FAILED_AUTH_PER_MINUTE
     """Failed authentication attempts per client address per minute before 429."""
+    index_url: str | None = field(default=None, repr=False)
+    """The task index (``sqlite:///path`` or ``postgresql://…``); None: no index, every
+    read is live. Not in ``repr``: the URL may hold a password."""
+    index_interval: float = DEFAULT_SYNC_INTERVAL_SECONDS
+    """Seconds between two incremental sync passes of a vendor."""
+    index_rescan_interval: float = DEFAULT_RESCAN_SECONDS
+    """Seconds between two full reads of a vendor (they also find deleted tasks)."""
     metric_operations: tuple[str, ...] = ()
     """Operation names counted under their own label in ``/metrics`` (open to anyone): a
     name the operator chose, never one a caller sends; the rest count as ``_other``."""
@@ -253,6 +280,13 @@ def parse_settings(data: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
             "auth.open = true to serve without authentication)"
         )
     cache_url = cache["url"]
+    index = read["index"]
+    if index["url"] is not None and urlsplit(index["url"]).scheme.split("+")[0] not in (
+        "sqlite",
+        "postgresql",
+        "postgres",
+    ):
+        raise ConfigError("index.url: must start with sqlite:/// or postgresql://")
     if cache_url is not None and urlsplit(cache_url).scheme not in ("memory", "redis", "rediss"):
         raise ConfigError("cache.url: must start with memory://, redis:// or rediss://")
     return Settings(
@@ -278,18 +312,21 @@ def parse_settings(data: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
             introspection=graphql["introspection"],
         ),
         request_deadline=graphql["request_deadline"],
+        interactive_reserve=read["budgets"]["interactive_reserve"],
+        answer_within=graphql["answer_within"],
         poll_interval=graphql["poll_interval"],
         response_cache=graphql["response_cache"],
         tracing=read["tracing"]["enabled"] or bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT")),
         cors_origins=read["cors"]["origins"],
         persisted_queries=_manifest(graphql["persisted_queries"]),
-        max_document_bytes=graphql["max_document_bytes"],
-        max_list_items=graphql["max_list_items"],
         max_upstream_calls=graphql["max_upstream_calls"],
         cache_max_bytes=cache["max_bytes"],
         apq_max_entries=graphql["apq_max_entries"],
         failed_auth_per_minute=auth["failed_attempts_per_minute"],
         metric_operations=graphql["metric_operations"],
+        index_url=index["url"],
+        index_interval=index["interval"],
+        index_rescan_interval=index["rescan_interval"],
     )
 
 
@@ -473,6 +510,8 @@ def _vendor(vendor: Vendor, raw: Mapping[str, Any], env: Mapping[str, str]) -> V
         ),
         status_map=status_map,
         max_response_bytes=values["max_response_bytes"],
+        max_requests_per_minute=values["max_requests_per_minute"],
+        max_concurrency=values["max_concurrency"],
     )
 
 

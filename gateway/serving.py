@@ -10,12 +10,14 @@ import asyncio
 import socket
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
 
 DEFAULT_HOST = "127.0.0.1"
+STOP_GRACE_SECONDS = 2.0
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -71,13 +73,41 @@ class ServerThread:
             time.sleep(0.01)
         return self
 
-    def stop(self, timeout: float = 15.0) -> None:
-        self.server.should_exit = True
-        self._thread.join(timeout)
+    def stop(self, timeout: float = 15.0, grace: float = STOP_GRACE_SECONDS) -> bool:
+        """Stop the server; whether it stopped gracefully. One still waiting after ``grace``
+        seconds for a connection its client never closed (an event stream, a WebSocket:
+        uvicorn would wait for ever) is made to exit as a second Ctrl+C would, without
+        the app's lifespan shutdown."""
+        self.request_stop()
+        graceful = self.wait(grace)
+        if not graceful:
+            self.server.force_exit = True
+            self.wait(timeout)
         self.socket.close()
+        return graceful
+
+    def request_stop(self) -> None:
+        """Ask the server to shut down, without waiting for it to."""
+        self.server.should_exit = True
+
+    def wait(self, timeout: float) -> bool:
+        """Whether the server has stopped within ``timeout`` seconds."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     def __enter__(self) -> ServerThread:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def stop_all(servers: Iterable[ServerThread], timeout: float = 15.0) -> list[ServerThread]:
+    """Stop many servers in the time of one; the ones that had to be forced
+    (``ServerThread.stop``). uvicorn notices ``should_exit`` on its next 0.1 s tick and
+    then waits 0.1 s more for connections to close: 50 gateways stopped one after another
+    took 9-10 s, and 0.3 s when all are asked first."""
+    servers = list(servers)
+    for server in servers:
+        server.request_stop()
+    return [server for server in servers if not server.stop(timeout)]

@@ -5,14 +5,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages the tests use for real: a Redis server (shared-cache tests), Chromium
-# (the GraphiQL end-to-end test) and Node.js (the GraphQL-over-HTTP audit). Installed only
-# when missing.
+# System packages the tests use for real: a Redis server (shared-cache tests), PostgreSQL
+# (the task index), Chromium (the GraphiQL end-to-end test), Node.js (the GraphQL-over-HTTP
+# audit) and promtool from Debian's prometheus package (the alert rules and the dashboard).
+# Installed only when missing.
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+# PostgreSQL (the task index's tests): Debian keeps initdb off PATH, in
+# /usr/lib/postgresql/<version>/bin (tests/postgres_server.py finds it there).
+command -v initdb >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null ||
+  need+=(postgresql)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from gateway.core.codec import KEY_PREFIX, PAGE, WRITE, CachedPage, StoredWrite
 from gateway.core.contract import Credentials, SourcePage
-from gateway.core.errors import BadInputError, UpstreamError
+from gateway.core.errors import BadInputError, UpstreamBudgetExhaustedError, UpstreamError
 from gateway.core.flight import DEFAULT_LOCK_SECONDS, SingleFlight
 from gateway.core.records import TrackerRecord, Vendor
 from gateway.core.store import Store
@@ -48,6 +48,8 @@ class PageResult:
     fetched_at: float
     from_cache: bool
     stale: bool
+    error: UpstreamError | None = None
+    """Why a stale page was served: the fetch's failure (a spent budget, a vendor error)."""
 
 
 def fingerprint(secret: str | None) -> str:
@@ -130,7 +132,11 @@ class PageCache:
         ttl: float,
         bypass: bool = False,
         store: bool = True,
+        stale_if_refused: bool = True,
     ) -> PageResult:
+        """The page under ``key``: fresh from the cache, else fetched (once, however many
+        ask). A failed fetch is answered by the last good entry within ``stale_if_error``;
+        with ``bypass`` only a vendor budget's refusal is, and only ``stale_if_refused``."""
         entry: CachedPage | None = None
         # A fetch already under way here answers without a round trip to the backend.
         if not bypass and ttl > 0 and not self.flight.running(key):
@@ -142,12 +148,29 @@ class PageCache:
         shared = not bypass and ttl > 0
         return await self.flight.run(
             key,
-            lambda: self._fetch(key, fetch, ttl=ttl, entry=entry, bypass=bypass),
+            lambda: self._fetch(
+                key, fetch, ttl=ttl, entry=entry, bypass=bypass, stale_if_refused=stale_if_refused
+            ),
             peer=(lambda: self._fresh_entry(key)) if shared else None,
         )
 
     def _cached(self, entry: CachedPage) -> PageResult:
         return PageResult(entry.page, entry.fetched_at, from_cache=True, stale=False)
+
+    async def last_good(self, key: str, *, fresh_only: bool = False) -> PageResult | None:
+        """The entry under ``key`` while it may be served (fresh, or within
+        ``stale_if_error`` past expiry; ``stale`` says which): what a vendor's part is
+        answered from when the vendor has not answered in time (``answer_within``).
+        ``fresh_only``: a hit or nothing, as ``get_or_fetch`` would find it first."""
+        entry = await self.store.get(key, PAGE)
+        now = self.clock()
+        if entry is None or entry.expires_at + self.stale_if_error <= now:
+            return None
+        if fresh_only and entry.expires_at <= now:
+            return None
+        stale = entry.expires_at <= now
+        self.stats["stale" if stale else "hits"] += 1
+        return PageResult(entry.page, entry.fetched_at, from_cache=True, stale=stale)
 
     async def _fresh_entry(self, key: str) -> PageResult | None:
         """A replica's fetch of ``key``, once it has stored it (``SingleFlight``'s peer)."""
@@ -164,6 +187,7 @@ class PageCache:
         ttl: float,
         entry: CachedPage | None,
         bypass: bool,
+        stale_if_refused: bool,
     ) -> PageResult:
         """One upstream call; stored (before a replica's lock goes, so waiting replicas find
         it), or answered from the last good entry within ``stale_if_error`` if it fails."""
@@ -174,12 +198,17 @@ class PageCache:
             if ttl > 0:
                 cached = CachedPage(page, now, now + ttl)
                 await self.store.set(key, cached, PAGE, ttl=ttl + self.stale_if_error)
-        except UpstreamError:
-            if entry is None and not bypass:
+        except UpstreamError as exc:
+            # ``fresh: true`` (bypass) skips the entry unless the vendor was not even asked
+            # (its budget spent): then the last good page beats no page.
+            refused = stale_if_refused and isinstance(exc, UpstreamBudgetExhaustedError)
+            if entry is None and (not bypass or refused):
                 entry = await self.store.get(key, PAGE)
             if entry is not None and entry.expires_at + self.stale_if_error > self.clock():
                 self.stats["stale"] += 1
-                return PageResult(entry.page, entry.fetched_at, from_cache=True, stale=True)
+                return PageResult(
+                    entry.page, entry.fetched_at, from_cache=True, stale=True, error=exc
+                )
             raise
         return PageResult(page, now, from_cache=False, stale=False)
 

@@ -226,6 +226,8 @@ class Codec(Generic[T, W]):
 
 
 PAGE: Codec[CachedPage, PageV2] = Codec(PageV2, _page_out, _page_in)
+RECORD: Codec[TaskRecord, TaskV2] = Codec(TaskV2, _task_out, _task_in)
+"""One task record, exactly (the task index stores it beside its typed columns)."""
 DOCUMENT: Codec[str, DocumentV2] = Codec(DocumentV2, DocumentV2, lambda d: d.query)
 WRITE: Codec[StoredWrite, WriteV2] = Codec(
     WriteV2,

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import enum
 import time
 from dataclasses import dataclass, field
 
 from gateway.core.contract import Credentials
 from gateway.core.errors import UpstreamError
 from gateway.core.records import Vendor
+
+
+class Priority(enum.IntEnum):
+    """Who a vendor call is for. Interactive requests (GraphQL, exports) come first; the
+    subscription poller, prefetches and the index sync use only what the vendor budget has
+    left after the interactive reserve (``gateway.core.budget``)."""
+
+    BACKGROUND = 0
+    INTERACTIVE = 1
 
 
 @dataclass
@@ -25,6 +35,8 @@ class VendorPart:
     a page read twice counts once (``merge.note_page``)."""
     notice: UpstreamError | None = None
     """A problem that left the part usable (some records unreadable): reported, not missing."""
+    slow: bool = False
+    """Not answered within ``answer_within``: served stale from the cache, or missing."""
 
     @property
     def skipped_records(self) -> int:
@@ -47,11 +59,28 @@ class RequestState:
     parts: dict[Vendor, VendorPart] = field(default_factory=dict)
     deadline: float | None = None
     """``time.monotonic()`` by which every upstream call of this request must be done."""
+    priority: Priority = Priority.INTERACTIVE
+    live: bool = False
+    """Read the vendors now even where the task index serves them (``fresh: true``)."""
+    """Whose call this is, for the vendor budgets: background work yields to requests."""
+    answer_by: float | None = None
+    """``time.monotonic()`` when the answer goes out with what is in (``graphql.answer_within``):
+    a vendor still out then is served from the cache or named ``UPSTREAM_SLOW``. GraphQL
+    requests only: exports and writes are not cut."""
     page_reads: int = 0
     """Pages asked of ``Upstream`` so far (cached or not): what ``max_upstream_calls`` bounds."""
 
     def remaining(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def answer_remaining(self) -> float | None:
+        """Seconds until ``answer_by``; None without one, or when the hard deadline comes
+        first (then that one alone applies)."""
+        if self.answer_by is None:
+            return None
+        if self.deadline is not None and self.deadline <= self.answer_by:
+            return None
+        return self.answer_by - time.monotonic()
 
     def take_page_read(self, limit: int | None) -> bool:
         """Count one more page read, unless the request has had ``limit`` already."""

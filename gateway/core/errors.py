@@ -14,7 +14,9 @@
         ├── UpstreamBadResponseError .... UPSTREAM_BAD_RESPONSE (malformed JSON or shape)
         ├── UpstreamBadRecordsError ..... UPSTREAM_BAD_RECORDS (records that could not be read)
         ├── UpstreamOutcomeUnknownError . UPSTREAM_OUTCOME_UNKNOWN (a write timed out)
-        └── UpstreamCallLimitError ...... UPSTREAM_CALL_LIMIT (the request's calls ran out)
+        ├── UpstreamCallLimitError ...... UPSTREAM_CALL_LIMIT (the request's calls ran out)
+        ├── UpstreamBudgetExhaustedError  UPSTREAM_BUDGET_EXHAUSTED (the vendor's budget is spent)
+        └── UpstreamSlowError ........... UPSTREAM_SLOW (not answered within ``answer_within``)
 
 Connectors translate httpx and vendor errors into this tree at the boundary, so the
 graph never sees a transport exception and never leaks an upstream URL or key.
@@ -113,3 +115,22 @@ class UpstreamCallLimitError(UpstreamError):
     this vendor's part was read through: the answer has what was read, the vendor is named."""
 
     code = "UPSTREAM_CALL_LIMIT"
+
+
+class UpstreamBudgetExhaustedError(UpstreamError):
+    """The vendor's call budget (``max_requests_per_minute``, or what the vendor said it
+    allows) is spent and nothing usable was cached: the gateway did not call, so the vendor
+    never refused. ``retry_after`` is when the budget has room again (seconds)."""
+
+    code = "UPSTREAM_BUDGET_EXHAUSTED"
+
+    def __init__(self, vendor: Vendor, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(vendor, message)
+        self.retry_after = retry_after
+
+
+class UpstreamSlowError(UpstreamError):
+    """The vendor had not answered when ``graphql.answer_within`` passed: the answer went out
+    without it, and its call goes on in the background to fill the cache."""
+
+    code = "UPSTREAM_SLOW"

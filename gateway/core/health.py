@@ -30,6 +30,13 @@ class VendorHealth:
     cache_hits: int = 0
     cache_misses: int = 0
     stale_served: int = 0
+    stale_answers: int = 0
+    """Answers whose part of this vendor was served stale from the cache because the vendor
+    was not asked (its budget spent) or was slow (``answer_within``): one per part, however
+    many pages (``gateway_vendor_stale_answers``)."""
+    slow_parts: int = 0
+    """Answers whose part of this vendor was not in within ``answer_within``: served stale
+    from the cache, or missing (``UPSTREAM_SLOW``)."""
     unknown_statuses: Counter[str] = field(default_factory=Counter)
     """Some unmapped values and their counts (bounded: ``count_unknown_status``)."""
     unknown_status_total: int = 0

@@ -19,6 +19,9 @@ from gateway.core.records import Vendor
 TASK = "Task"
 TRACKER = "Tracker"
 _KINDS = {TASK, TRACKER}
+MAX_QUOTED = 64
+"""Characters of a refused id quoted back in its error: enough to recognise it, while an
+id of any length (up to the body's bound) costs no more in the answer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +44,16 @@ def decode_id(value: str) -> NodeId:
         kind, vendor_name, *parts = text.split(":")
         vendor = Vendor(vendor_name)
     except (ValueError, UnicodeError, binascii.Error) as exc:
-        raise InvalidIdError(f"{value!r} is not a Task Gateway id") from exc
+        raise not_an_id(value) from exc
     if kind not in _KINDS or not parts:
-        raise InvalidIdError(f"{value!r} is not a Task Gateway id")
+        raise not_an_id(value)
     return NodeId(kind, vendor, tuple(unquote(p) for p in parts))
+
+
+def not_an_id(value: str) -> InvalidIdError:
+    """The refusal of ``value``, quoting at most ``MAX_QUOTED`` characters of it."""
+    if len(value) <= MAX_QUOTED:
+        return InvalidIdError(f"{value!r} is not a Task Gateway id")
+    return InvalidIdError(
+        f"{value[:MAX_QUOTED]!r}... ({len(value)} characters) is not a Task Gateway id"
+    )

@@ -12,6 +12,12 @@ only while someone is subscribed.
 (``X-Vendor-Key-*``) is fed by a poll made with those keys, shared only with subscribers that
 brought the same ones, so no caller sees what another's keys can read. Groups exist only
 while they have subscribers, so their number is bounded by the open subscriptions.
+
+With the task index (``[index] url``), the changes of the vendors this replica syncs come
+from the sync itself (``publish``: what the index found new or different), not from a poll;
+the group acting with the gateway's own keys polls only the other vendors (those another
+replica syncs, whose reads come from the index, so no vendor call; or those whose first sync
+is not done yet), and none at all when there are no others.
 """
 
 from __future__ import annotations
@@ -19,13 +25,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
 
 from gateway.core.cache import fingerprint
-from gateway.core.context import RequestState
+from gateway.core.context import Priority, RequestState
 from gateway.core.contract import Credentials, ListQuery
-from gateway.core.records import TaskRecord, TaskStatus, Vendor
+from gateway.core.ids import decode_id
+from gateway.core.records import TaskRecord, TaskStatus, Vendor, sort_key
 from gateway.core.service import TaskService
 
 logger = logging.getLogger("gateway.poller")
@@ -67,6 +74,8 @@ class PollGroup:
         self.subscribers: set[Subscriber] = set()
         self.task: asyncio.Task[None] | None = None
         self.snapshot: dict[str, tuple[TaskStatus, datetime | None]] | None = None
+        self.polled: frozenset[Vendor] | None = None
+        """The vendors the snapshot covers (a change of them starts a new baseline)."""
 
     @property
     def running(self) -> bool:
@@ -85,6 +94,8 @@ class TaskPoller:
         self.window = window
         self.groups: dict[str, PollGroup] = {}
         self.polls = 0
+        self.fed: Callable[[], frozenset[Vendor]] | None = None
+        """With the task index: the vendors whose changes ``publish`` brings (not polled)."""
 
     @property
     def subscribers(self) -> set[Subscriber]:
@@ -132,9 +143,17 @@ class TaskPoller:
     async def poll(self, group: PollGroup) -> list[TaskRecord]:
         """Read the newest tasks with the group's keys, push what changed since its last
         poll (the first poll only sets the baseline)."""
+        fed = self.fed() if self.fed is not None and not group.credentials else frozenset()
+        polled = frozenset(self.service.enabled_vendors) - fed
+        if polled != group.polled:
+            group.snapshot, group.polled = None, polled
+        if not polled:
+            return []
         self.polls += 1
-        plan = self.service.plan(ListQuery())
-        state = RequestState(credentials=dict(group.credentials))
+        plan = self.service.plan(ListQuery(), polled)
+        # Background: the poll uses only what the vendors' budgets leave above the
+        # interactive reserve, so requests are served while it waits.
+        state = RequestState(credentials=dict(group.credentials), priority=Priority.BACKGROUND)
         newest: list[TaskRecord] = []
         batch = min(self.window, 100)
         records = self.service.stream(plan, state, batch)
@@ -147,11 +166,30 @@ class TaskPoller:
         previous, group.snapshot = group.snapshot, snapshot
         if previous is None:
             return []
+        missed = {error.vendor for error in state.errors}
+        if missed:
+            # A vendor missing from this poll (its budget left nothing for background work,
+            # an outage) keeps its last snapshot: its tasks are not news when it is back.
+            snapshot.update(
+                (key, seen)
+                for key, seen in previous.items()
+                if key not in snapshot and decode_id(key).vendor in missed
+            )
         changed = [r for r in newest if previous.get(r.global_id) != snapshot[r.global_id]]
         for record in reversed(changed):  # oldest change first
             for subscriber in list(group.subscribers):
                 subscriber.offer(record)
         return changed
+
+    def publish(self, records: Sequence[TaskRecord]) -> None:
+        """Changes the index's sync found (oldest first): offered to the subscribers acting
+        with the gateway's own keys, the keys the index is read with."""
+        group = self.groups.get(credentials_key({}))
+        if group is None:
+            return
+        for record in sorted(records, key=lambda r: sort_key(r.updated_at, False)):
+            for subscriber in list(group.subscribers):
+                subscriber.offer(record)
 
     async def close(self) -> None:
         groups, self.groups = list(self.groups.values()), {}

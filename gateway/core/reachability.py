@@ -23,7 +23,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from gateway.core.context import RequestState
+from gateway.core.context import Priority, RequestState
 from gateway.core.contract import ListQuery
 from gateway.core.errors import UpstreamError
 from gateway.core.records import Vendor
@@ -86,7 +86,13 @@ class Reachability:
         sources = self.upstream.connector(vendor).sources(ListQuery())
         if not sources:
             return Reach(True, "nothing to probe")
-        state = RequestState(bypass_cache=True, deadline=time.monotonic() + self.timeout)
+        # Background: a probe never takes a call the vendor budget keeps for requests (a
+        # refused probe is UPSTREAM_BUDGET_EXHAUSTED: the vendor was not asked, not unreached).
+        state = RequestState(
+            bypass_cache=True,
+            deadline=time.monotonic() + self.timeout,
+            priority=Priority.BACKGROUND,
+        )
         try:
             await self.upstream.fetch_page(sources[0], None, state)
         except UpstreamError as error:

@@ -20,10 +20,6 @@ class Vendor(enum.Enum):
     ORQ = "orq"
     SUBNOTO = "subnoto"
 
-    # Members are singletons compared by identity; Enum hashes them by name in Python code,
-    # and vendors key the dicts every request goes through.
-    __hash__ = object.__hash__
-
 
 class TaskStatus(enum.Enum):
     """The shared status every vendor's own status value is mapped onto."""

@@ -1,10 +1,12 @@
 """Retries and circuit breaking per vendor, so one vendor's bad day costs nobody else.
 
 - ``RetryPolicy``: only for idempotent calls (reads and PUT), only on connection errors, 5xx
-  and 429; jittered exponential backoff that honours ``Retry-After``; and a retry budget
-  (a token bucket filled by first attempts) so retries can never multiply load in an outage.
+  and 429; jittered exponential backoff that honours ``Retry-After`` (a longer one than
+  ``max_backoff`` is not retried); and a retry budget (a token bucket filled by first
+  attempts) so retries can never multiply load in an outage.
 - ``CircuitBreaker``: opens after N consecutive failures, fails fast while open, lets one
   probe through after ``reset_seconds`` (half-open), closes on its success.
+- Neither counts a vendor budget's refusal (``UPSTREAM_BUDGET_EXHAUSTED``): nothing was sent.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from gateway.core.errors import (
+    UpstreamBudgetExhaustedError,
     UpstreamError,
     UpstreamRateLimitedError,
     UpstreamTimeoutError,
@@ -65,6 +68,15 @@ class RetryPolicy:
         base = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
         return random.uniform(base / 2, base)
 
+    def _too_long(self, error: UpstreamError) -> bool:
+        """A vendor asking for a longer wait than ``max_backoff``: no retry (the vendor
+        budget keeps every call back until then, and an answer must not wait that long)."""
+        return (
+            isinstance(error, UpstreamRateLimitedError)
+            and error.retry_after is not None
+            and error.retry_after > self.max_backoff
+        )
+
     async def run(self, call: Callable[[], Awaitable[T]]) -> T:
         self.tokens = min(self.budget_max, self.tokens + self.budget_ratio)
         attempt = 1
@@ -72,7 +84,7 @@ class RetryPolicy:
             try:
                 return await call()
             except UpstreamError as error:
-                if attempt >= self.attempts or not retryable(error):
+                if attempt >= self.attempts or not retryable(error) or self._too_long(error):
                     raise
                 if self.tokens < 1:
                     self.budget_exhausted += 1
@@ -118,6 +130,8 @@ class CircuitBreaker:
         self.probing = state is CircuitState.HALF_OPEN
         try:
             result = await call()
+        except UpstreamBudgetExhaustedError:
+            raise  # the gateway's own refusal: nothing was sent, the vendor did not fail
         except UpstreamError as error:
             if retryable(error) or self.probing:
                 self._failed()

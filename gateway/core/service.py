@@ -10,14 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gateway.core.context import RequestState
-from gateway.core.contract import ListQuery, Source, SubtaskLister, TrackerWriter
+from gateway.core.contract import (
+    ListQuery,
+    PageToken,
+    Source,
+    SourcePage,
+    SubtaskLister,
+    TrackerWriter,
+)
 from gateway.core.cursor import Position, Positions, decode_cursor, short_hash
 from gateway.core.errors import BadInputError, NotFoundError, UpstreamBadRecordsError, UpstreamError
 from gateway.core.ids import TASK, TRACKER, decode_id
+from gateway.core.indexed import INDEXED, IndexedTasks, IndexReader, fail_all, index_source
 from gateway.core.locks import lock_name
 from gateway.core.merge import ALL, DATED, UNDATED, MergedPage, Reader, merge_page, positions_for
 from gateway.core.records import TaskRecord, TrackerRecord, Vendor
@@ -49,10 +58,19 @@ class Plan:
         return tuple(dict.fromkeys(self.sources))
 
 
+def _key(source: Source, part: str) -> str:
+    """A source's key in cursors (a listing read in parts: one key per part)."""
+    return short_hash(source.key if part == ALL else f"{source.key}#{part}")
+
+
 class TaskService:
-    def __init__(self, upstream: Upstream, *, max_first: int = MAX_FIRST) -> None:
+    def __init__(
+        self, upstream: Upstream, *, max_first: int = MAX_FIRST, index: IndexedTasks | None = None
+    ) -> None:
         self.upstream = upstream
         self.max_first = max_first
+        self.index = index
+        """The task index (``[index] url``), set once it is open; None: every read is live."""
 
     @property
     def enabled_vendors(self) -> tuple[Vendor, ...]:
@@ -82,12 +100,57 @@ class TaskService:
                     split = (ALL,)
                 sources.extend([source] * len(split))
                 parts.extend(split)
-        keys = tuple(
-            short_hash(s.key if p == ALL else f"{s.key}#{p}")
-            for s, p in zip(sources, parts, strict=True)
-        )
+        keys = tuple(_key(s, p) for s, p in zip(sources, parts, strict=True))
         fingerprint = short_hash(repr((query.canonical(), sorted(v.value for v in chosen))))
         return Plan(query, tuple(sources), keys, chosen, fingerprint, tuple(parts))
+
+    def served(self, plan: Plan, state: RequestState, positions: Positions | None = None) -> Plan:
+        """The plan as this request reads it: the vendors the index serves (their first full
+        sync done) are read from the index, by one index source in place of their listings
+        (one query a page, whatever the number of vendors); the others live. A request asking
+        for fresh data (``state.live``) reads the vendors live, and one that brought its own
+        key for a vendor reads that vendor live (the index holds what the gateway's own keys
+        read). A cursor keeps the reading it was made with, so a client paging while a
+        vendor's first sync finishes goes on as it started."""
+        if self.index is None:
+            return plan
+        indexed = self._indexed(plan, state, positions)
+        if not indexed:
+            return plan
+        parts = plan.parts or (ALL,) * len(plan.sources)
+        sources: list[Source] = []
+        kept: list[str] = []
+        for source, part in zip(plan.sources, parts, strict=True):
+            if source.vendor not in indexed:
+                sources.append(source)
+                kept.append(part)
+            elif INDEXED not in kept:
+                sources.append(index_source(indexed))
+                kept.append(INDEXED)
+        keys = tuple(_key(s, p) for s, p in zip(sources, kept, strict=True))
+        return replace(plan, sources=tuple(sources), keys=keys, parts=tuple(kept))
+
+    def indexed_vendors(self, plan: Plan, state: RequestState) -> list[Vendor]:
+        """The vendors of ``plan`` this request reads from the index."""
+        return self._indexed(plan, state, None)
+
+    def _indexed(
+        self, plan: Plan, state: RequestState, positions: Positions | None
+    ) -> list[Vendor]:
+        index = self.index
+        listed = list(dict.fromkeys(s.vendor for s in plan.sources))
+        if index is None or not listed:
+            return []
+        if positions is not None:
+            # The cursor names the index source it was made with: the same vendors again.
+            for size in range(len(listed), 0, -1):
+                for chosen in itertools.combinations(listed, size):
+                    if _key(index_source(chosen), INDEXED) in positions:
+                        return list(chosen)
+            return []  # a cursor of a page read live: live to its end
+        return [
+            v for v in listed if v not in state.credentials and not state.live and index.serves(v)
+        ]
 
     def check_first(self, first: int | None) -> int:
         if first is None:
@@ -102,7 +165,9 @@ class TaskService:
         starts = positions_for(plan.keys, positions)
         parts = plan.parts or (ALL,) * len(plan.sources)
         return [
-            self._reader(source, plan.query, start, state, part)
+            IndexReader(source, plan.query, start, state, self.index)
+            if part == INDEXED and self.index is not None
+            else self._reader(source, plan.query, start, state, part)
             for source, start, part in zip(plan.sources, starts, parts, strict=True)
         ]
 
@@ -118,12 +183,27 @@ class TaskService:
             source,
             query,
             start,
-            self.upstream.fetch_page,
+            self._fetch_and_index
+            if self._writes_index(source.vendor, state)
+            else self.upstream.fetch_page,
             state,
             self.upstream.health[source.vendor].typical_seconds,
             windows=self.upstream.connector(source.vendor).windows(source),
             part=part,
+            prefetch=functools.partial(self.upstream.budgets.room, source.vendor),
         )
+
+    def _writes_index(self, vendor: Vendor, state: RequestState) -> bool:
+        """A fresh read with the gateway's own key is written into the index."""
+        return self.index is not None and state.live and vendor not in state.credentials
+
+    async def _fetch_and_index(
+        self, source: Source, token: PageToken, state: RequestState
+    ) -> SourcePage:
+        page = await self.upstream.fetch_page(source, token, state)
+        if self.index is not None and page.records:
+            await self.index.write(page.records)
+        return page
 
     async def page(
         self, plan: Plan, first: int | None, after: str | None, state: RequestState
@@ -131,6 +211,7 @@ class TaskService:
         """One page of the merged listing, resuming after ``after``."""
         size = self.check_first(first)
         positions = decode_cursor(after, plan.fingerprint) if after else None
+        plan = self.served(plan, state, positions)
         readers = self._readers(plan, positions, state)
         page = await merge_page(readers, plan.keys, plan.fingerprint, size, state)
         report_bad_records(state, plan.vendors)
@@ -143,6 +224,22 @@ class TaskService:
         own; start this concurrently with ``page`` and the total is free. Otherwise every
         page (cached) is read and the matches counted, tie groups across pages made exact."""
         conditions = plan.query.conditions()
+        indexed = self.indexed_vendors(plan, state)
+        plan = self.served(plan, state)
+        parts = plan.parts or (ALL,) * len(plan.sources)
+        live = tuple(
+            dict.fromkeys(s for s, p in zip(plan.sources, parts, strict=True) if p != INDEXED)
+        )
+
+        async def from_index() -> int:
+            assert self.index is not None
+            for vendor in indexed:
+                state.part(vendor).fetched_at = self.index.synced_at(vendor)
+            try:
+                return await self.index.count(plan.query, indexed)
+            except UpstreamError as exc:
+                fail_all(state, indexed, exc)
+                raise
 
         async def one(source: Source) -> int:
             connector = self.upstream.connector(source.vendor)
@@ -153,7 +250,10 @@ class TaskService:
                     return first.total
             return sum(1 for r in await reader.read_all() if plan.query.matches(r))
 
-        results = await asyncio.gather(*(one(s) for s in plan.listings), return_exceptions=True)
+        counts = [one(s) for s in live]
+        if indexed:
+            counts.append(from_index())
+        results = await asyncio.gather(*counts, return_exceptions=True)
         total = 0
         for result in results:
             if isinstance(result, UpstreamError):
@@ -170,6 +270,7 @@ class TaskService:
     ) -> AsyncIterator[TaskRecord]:
         """Every matching task in order, a batch at a time: memory stays bounded by the
         vendors' page sizes (plus any source that must be read whole to be sorted)."""
+        plan = self.served(plan, state)
         readers = self._readers(plan, None, state)
         while True:
             page = await merge_page(readers, plan.keys, plan.fingerprint, batch, state)
@@ -301,7 +402,8 @@ class TaskService:
         agent_id, task_id, native_id = node.parts
         credentials = state.credentials.get(vendor)
         if not {"status", "statusReason"} <= fields:
-            current = await connector.get_tracker(agent_id, task_id, credentials)
+            async with self.upstream.budgets.call(vendor, state.priority):
+                current = await connector.get_tracker(agent_id, task_id, credentials)
             if current is None or current.native_id != native_id:
                 raise NotFoundError("no such tracker")
             if "status" not in fields:
@@ -310,13 +412,16 @@ class TaskService:
                 status_reason = current.status_reason
 
         async def put() -> TrackerRecord:
-            return await connector.update_tracker(
-                native_id,
-                status=status,
-                status_reason=status_reason,
-                last_processed_event_id=last_processed_event_id,
-                credentials=credentials,
-            )
+            # A write draws from the vendor's budget like a read: a spent budget refuses it
+            # (UPSTREAM_BUDGET_EXHAUSTED, with a retry hint) rather than earn a 429.
+            async with self.upstream.budgets.call(vendor, state.priority):
+                return await connector.update_tracker(
+                    native_id,
+                    status=status,
+                    status_reason=status_reason,
+                    last_processed_event_id=last_processed_event_id,
+                    credentials=credentials,
+                )
 
         try:
             # A PUT is idempotent: retried like a read (connection errors, 5xx, 429).

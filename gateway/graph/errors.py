@@ -16,16 +16,22 @@
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from graphql.error import GraphQLError
+from graphql.error import GraphQLError, GraphQLSyntaxError
 from graphql.validation.validate import ValidationAbortedError
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from gateway.core.errors import GatewayError, UpstreamBadRecordsError, UpstreamError
+from gateway.core.errors import (
+    GatewayError,
+    UpstreamBadRecordsError,
+    UpstreamBudgetExhaustedError,
+    UpstreamError,
+)
 
 logger = logging.getLogger("gateway.graphql")
 
@@ -36,21 +42,19 @@ def _extensions(error: GatewayError) -> dict[str, object]:
         extensions["vendor"] = error.vendor.name
     if isinstance(error, UpstreamBadRecordsError):
         extensions["count"] = error.count
+    if isinstance(error, UpstreamBudgetExhaustedError) and error.retry_after is not None:
+        # whole seconds until the budget has room (as in an HTTP Retry-After)
+        extensions["retryAfter"] = max(1, math.ceil(error.retry_after))
     return extensions
-
-
-LIMIT_MESSAGES = ("maximum operation depth", "aliases found", "maximum allowed tokens")
 
 
 def pre_execution_code(error: GraphQLError) -> str:
     code = (error.extensions or {}).get("code")
-    if isinstance(code, str):  # a limit of ours (``QUERY_TOO_LARGE``, ``QUERY_TOO_COSTLY``)
-        return code
+    if isinstance(code, str):  # a limit of ours (``QUERY_TOO_LARGE``, ``QUERY_TOO_COSTLY``,
+        return code  # depth and aliases: ``validation.coded``)
     if isinstance(error, ValidationAbortedError):  # graphql-core's own work budget ran out
         return "QUERY_TOO_COMPLEX"
-    if any(text in error.message for text in LIMIT_MESSAGES):
-        return "QUERY_TOO_COMPLEX"
-    if error.message.startswith("Syntax Error"):
+    if isinstance(error, GraphQLSyntaxError):
         return "GRAPHQL_PARSE_FAILED"
     if error.nodes:
         return "GRAPHQL_VALIDATION_FAILED"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Coroutine, Sequence
 from dataclasses import replace
 from typing import Annotated, Any
@@ -25,6 +26,7 @@ from gateway.graph.types import (
     TaskType,
     TrackerConnection,
     TrackerEdge,
+    VendorIndexSync,
     VendorInfo,
 )
 
@@ -75,11 +77,16 @@ class Query:
             str | None, strawberry.argument(description="`endCursor` of the previous page.")
         ] = None,
         fresh: Annotated[
-            bool, strawberry.argument(description="Skip the cache and ask the vendors now.")
+            bool,
+            strawberry.argument(
+                description="Skip the cache and ask the vendors now, within their budgets: "
+                "a vendor whose budget is spent is answered from the cache (stale)."
+            ),
         ] = False,
     ) -> TaskConnection:
         context = info.context
         context.state.bypass_cache = context.state.bypass_cache or fresh
+        context.state.live = context.state.live or fresh
         query, vendors = to_list_query(filter, order_by)
         plan = context.service.plan(query, vendors)
         # ``totalCount`` asked: counted concurrently with the page, not after it (where the
@@ -177,8 +184,19 @@ class Query:
         )
 
     @strawberry.field(description="Every vendor: enabled, and how its recent calls went.")
-    def vendors(self, info: Info) -> list[VendorInfo]:
+    async def vendors(self, info: Info) -> list[VendorInfo]:
         upstream = info.context.service.upstream
-        return [
-            VendorInfo.from_health(upstream.health[v], upstream.circuit_state(v)) for v in Vendor
+        found = [
+            VendorInfo.from_health(
+                upstream.health[v],
+                upstream.circuit_state(v),
+                await upstream.budgets.peek(v) if v in upstream.vendors else None,
+            )
+            for v in Vendor
         ]
+        index, now = info.context.service.index, time.time()
+        for vendor_info in found:
+            status = index.status(vendor_info.vendor) if index is not None else None
+            if status is not None:
+                vendor_info.index = VendorIndexSync.from_status(status, now)
+        return found

@@ -35,7 +35,10 @@ class QueryLimits:
     max_tokens: int = DEFAULT_MAX_TOKENS
     max_cost: int = DEFAULT_MAX_COST
     max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
+    """A document (query text, APQ and OData options included) longer than this is refused
+    unparsed."""
     max_list_items: int = DEFAULT_MAX_LIST_ITEMS
+    """Items one list argument (``agentIds``, ``statuses``, …) may hold."""
     introspection: bool = True
     field_suggestions: bool = False
 

@@ -16,8 +16,9 @@ from gateway.graph.types import TaskType
 class Subscription:
     @strawberry.subscription(
         description="A task, each time its status or update time changes in any vendor. "
-        "Vendors have no push API: the gateway polls the newest tasks on an interval, one "
-        "poll shared by every subscriber that acts with the same vendor keys, and diffs."
+        "Vendors have no push API: with the task index, the changes its sync finds; without "
+        "it, the gateway polls the newest tasks on an interval, one poll shared by every "
+        "subscriber that acts with the same vendor keys, and diffs."
     )
     async def task_changed(
         self,

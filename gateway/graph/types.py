@@ -10,8 +10,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from strawberry.scalars import JSON
 
+from gateway.core.budget import BudgetStatus
+from gateway.core.context import Priority
 from gateway.core.contract import SubtaskLister
 from gateway.core.health import VendorHealth
+from gateway.core.indexed import IndexStatus
 from gateway.core.merge import MergedItem, MergedPage
 from gateway.core.records import TaskMetrics, TaskRecord, TaskStatus, TrackerRecord, Vendor
 from gateway.core.resilience import CircuitState
@@ -175,7 +178,9 @@ class VendorPartType:
     ok: bool = strawberry.field(description="False when the vendor's part is missing.")
     from_cache: bool = strawberry.field(description="Every page came from the gateway's cache.")
     stale: bool = strawberry.field(
-        description="Some page is past its TTL, served because the vendor failed."
+        description="Some page came from the cache in place of the vendor's answer: past its "
+        "TTL because the vendor failed, or because it had not answered within "
+        "`graphql.answer_within` (then with or without `fresh`)."
     )
     fetched_at: datetime | None = strawberry.field(
         description="When the oldest page of this part was fetched from the vendor."
@@ -267,6 +272,93 @@ class UnknownStatus:
     count: int = strawberry.field(description="Records seen with it.")
 
 
+@strawberry.type(description="A vendor's call budget (`[vendors.<name>] max_requests_per_minute`).")
+class VendorBudget:
+    limit_per_minute: int | None = strawberry.field(
+        description="Calls per rolling minute in force, all replicas together: the configured "
+        "limit, or the vendor's `X-RateLimit-Limit` when lower (this replica's share while "
+        "Redis is down); null: no limit."
+    )
+    remaining: int | None = strawberry.field(
+        description="Calls interactive requests may still make in the window; null: no limit."
+    )
+    blocked_until: datetime | None = strawberry.field(
+        description="The vendor asked for silence (429, `X-RateLimit-Remaining: 0`) until then."
+    )
+    retry_after_seconds: float | None = strawberry.field(
+        description="Seconds until an interactive call may go again; null: one may go now."
+    )
+    deferred_interactive: int = strawberry.field(
+        description="Interactive calls not made for want of budget (answered stale or missing)."
+    )
+    deferred_background: int = strawberry.field(
+        description="Background calls (subscription polls, sync) not made for want of budget."
+    )
+    rate_limited: int = strawberry.field(
+        description="429s received from the vendor (the goal is none)."
+    )
+    max_concurrency: int | None = strawberry.field(
+        description="Calls in flight at once, per replica; null: no limit of its own."
+    )
+    in_flight: int = strawberry.field(description="Calls in flight now (with a concurrency limit).")
+    shared: bool = strawberry.field(
+        description="Drawn from the window every replica shares (Redis answering)."
+    )
+
+    @classmethod
+    def from_status(cls, status: BudgetStatus) -> VendorBudget:
+        return cls(
+            limit_per_minute=status.limit,
+            remaining=status.remaining,
+            blocked_until=_utc(status.blocked_until),
+            retry_after_seconds=status.retry_after,
+            deferred_interactive=status.deferred.get(Priority.INTERACTIVE, 0),
+            deferred_background=status.deferred.get(Priority.BACKGROUND, 0),
+            rate_limited=status.rate_limited,
+            max_concurrency=status.max_concurrency,
+            in_flight=status.in_flight,
+            shared=status.shared,
+        )
+
+
+@strawberry.type(description="A vendor's sync into the task index (`[index] url`).")
+class VendorIndexSync:
+    synced_at: datetime | None = strawberry.field(
+        description="End of the last completed sync pass (any replica): `tasks` read from "
+        "the index are as of then (their `vendorParts.fetchedAt`)."
+    )
+    lag_seconds: float | None = strawberry.field(
+        description="Seconds since `syncedAt`; null before the first pass ends."
+    )
+    first_sync_done: bool = strawberry.field(
+        description="The first full sync is done: queries read this vendor from the index "
+        "(unless `fresh: true`); before, they read it live."
+    )
+    first_sync_progress: float = strawberry.field(
+        description="Share (0 to 1) of the vendor's listings the first full sync has read."
+    )
+    last_error: str | None = strawberry.field(
+        description="Code and message of the last failed pass; null once a pass succeeds."
+    )
+    last_error_at: datetime | None = strawberry.field(description="When that pass failed.")
+    syncing_here: bool = strawberry.field(
+        description="This replica runs the vendor's sync (one replica does, by a lock)."
+    )
+
+    @classmethod
+    def from_status(cls, status: IndexStatus, now: float) -> VendorIndexSync:
+        synced = status.synced_at
+        return cls(
+            synced_at=_utc(synced),
+            lag_seconds=None if synced is None else max(0.0, now - synced),
+            first_sync_done=status.first_sync_done,
+            first_sync_progress=1.0 if status.first_sync_done else status.first_sync_progress,
+            last_error=status.last_error,
+            last_error_at=_utc(status.last_error_at),
+            syncing_here=status.syncing_here,
+        )
+
+
 @strawberry.type(name="VendorInfo", description="A vendor as this gateway sees it.")
 class VendorInfo:
     vendor: Vendor = strawberry.field(description="The vendor.")
@@ -296,10 +388,21 @@ class VendorInfo:
         description="CLOSED: calls go through. OPEN: failing fast after repeated failures. "
         "HALF_OPEN: one probe call decides."
     )
+    budget: VendorBudget | None = strawberry.field(
+        default=None, description="The vendor's call budget; null for a vendor not enabled."
+    )
+    index: VendorIndexSync | None = strawberry.field(
+        default=None,
+        description="The vendor's sync into the task index; null without an index "
+        "(`[index] url`) or for a vendor not enabled.",
+    )
 
     @classmethod
-    def from_health(cls, health: VendorHealth, circuit: CircuitState) -> VendorInfo:
+    def from_health(
+        cls, health: VendorHealth, circuit: CircuitState, budget: BudgetStatus | None = None
+    ) -> VendorInfo:
         return cls(
+            budget=VendorBudget.from_status(budget) if budget is not None else None,
             vendor=health.vendor,
             enabled=health.enabled,
             circuit_state=circuit,

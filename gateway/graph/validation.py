@@ -19,8 +19,15 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
+from typing import Any, cast
 
-from graphql import ASTValidationRule, NoSchemaIntrospectionCustomRule, validate
+from graphql import (
+    ASTValidationRule,
+    GraphQLError,
+    NoSchemaIntrospectionCustomRule,
+    ValidationContext,
+    validate,
+)
 from strawberry.extensions import AddValidationRules, SchemaExtension
 from strawberry.extensions.max_aliases import create_validator as aliases_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
@@ -89,14 +96,46 @@ class RememberValidation(SchemaExtension):
         yield
 
 
+TOO_COMPLEX = "QUERY_TOO_COMPLEX"
+
+
+class _CodedContext:
+    """A validation context whose reported errors carry ``extensions.code``."""
+
+    def __init__(self, context: ValidationContext, code: str) -> None:
+        self._context = context
+        self._code = code
+
+    def report_error(self, error: GraphQLError) -> None:
+        error.extensions = {**(error.extensions or {}), "code": self._code}
+        self._context.report_error(error)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+
+def coded(rule: type[ASTValidationRule], code: str) -> type[ASTValidationRule]:
+    """``rule`` with ``code`` on every error it reports: the code is given where the error
+    is made, so no one has to recognise the library's message text later. (Strawberry's
+    limit rules report through the context they are built with, so that is what is
+    wrapped.)"""
+
+    class Coded(rule):  # type: ignore[valid-type,misc]
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(cast(ValidationContext, _CodedContext(context, code)))
+
+    Coded.__name__ = f"Coded{rule.__name__}"
+    return Coded
+
+
 def limit_rules(
     max_depth: int, max_aliases: int, introspection: bool
 ) -> tuple[type[ASTValidationRule], ...]:
     """The query limits that depend on the document alone, as validation rules built once
     (strawberry's limiter extensions build a new rule class for every request)."""
     rules: list[type[ASTValidationRule]] = [
-        depth_rule(max_depth, should_ignore=None),
-        aliases_rule(max_aliases),
+        coded(depth_rule(max_depth, should_ignore=None), TOO_COMPLEX),
+        coded(aliases_rule(max_aliases), TOO_COMPLEX),
     ]
     if not introspection:
         rules.append(NoSchemaIntrospectionCustomRule)

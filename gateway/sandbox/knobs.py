@@ -4,6 +4,8 @@ and the ``/_sandbox/`` control routes that turn them from another process.
 ``per_minute`` is orq's plan limit as its rate-limit page describes it (a rolling 60-second
 window; refusals are 429 with ``Retry-After``, ``X-RateLimit-Limit``, ``X-RateLimit-Remaining``
 and ``X-RateLimit-Reset``, the last in Unix seconds), available on every vendor.
+``hang`` holds every request while it is on (a vendor that stops answering, then recovers):
+turned off, the requests held are answered as usual, so a test knows when a call completes.
 ``shuffle_ties`` is read by the offset-paged simulators: rows tied on the sort key come back
 in another order on each request, as a database without a tiebreaker may return them.
 
@@ -32,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CONTROL_PREFIX = "/_sandbox/"
 HANG_SECONDS = 300.0  # a "timeout" answers only if the client is still waiting after this
+HOLD_POLL_SECONDS = 0.01  # how often a held request looks at the ``hang`` knob
 DEFAULT_STEPS = 3
 
 ErrorBody = Callable[[Request, int, str], Response]
@@ -87,6 +90,7 @@ class Knobs:
     fail_next: int = 0  # the next N requests fail with error_status, whatever the rates
     per_minute: int = 0  # a plan limit: at most N requests in any 60 s (0: none)
     shuffle_ties: bool = False  # rows tied on the sort key in a new order on every request
+    hang: bool = False  # every request waits while this is on, then is answered as usual
     rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
     window: RollingWindow = field(default_factory=RollingWindow, repr=False, compare=False)
 
@@ -152,8 +156,8 @@ def is_control(scope: Scope) -> bool:
 
 class FaultMiddleware:
     """Counts each request under its route template, then plays the knobs in a fixed order:
-    latency, hang, plan limit, 429, injected error, truncated body. Control routes pass
-    untouched."""
+    latency, ``hang`` (held while on), timeout, plan limit, 429, injected error, truncated
+    body. Control routes pass untouched."""
 
     def __init__(
         self,
@@ -181,6 +185,7 @@ class FaultMiddleware:
         delay = knobs.delay_seconds()
         if delay > 0:
             await asyncio.sleep(delay)
+        await _held(knobs)
         if knobs.chance(knobs.timeout_rate):
             # Touch no other knob (fail_next): answer only a client that outlasted the hang.
             if not await _client_gone(receive):
@@ -235,6 +240,14 @@ def _with_headers(send: Send, headers: Mapping[str, str]) -> Send:
         await send(message)
 
     return sending
+
+
+async def _held(knobs: Knobs) -> None:
+    """Wait while the ``hang`` knob is on (at most ``HANG_SECONDS``). Polled, not an event:
+    a test turns the knob from its own thread."""
+    deadline = time.monotonic() + HANG_SECONDS
+    while knobs.hang and time.monotonic() < deadline:
+        await asyncio.sleep(HOLD_POLL_SECONDS)
 
 
 async def _client_gone(receive: Receive) -> bool:

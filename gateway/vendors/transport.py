@@ -16,6 +16,8 @@ Why each guard:
   always has a connection for a call it is handed and its timeout never fires mid-handover.
   Callers beyond that wait on the semaphore, where cancellation is clean and cheap (the
   pool's own queue costs time quadratic in its length when thousands are cancelled).
+- **The vendor budget hears every answer** (``on_response``): a 429, ``Retry-After`` and
+  the ``X-RateLimit-*`` headers, for reads and writes alike, before the caller sees them.
 - **An answer has a size bound.** ``Content-Length`` over ``max_bytes`` is refused before the
   body is read; otherwise the body is counted as it streams (after gzip/deflate decoding,
   so a small compressed bomb cannot expand past it) and refused once over. The refusal is
@@ -32,6 +34,7 @@ import zlib
 
 import httpx
 
+from gateway.core.budget import ResponseObserver
 from gateway.core.errors import UpstreamBadResponseError
 from gateway.core.records import Vendor
 
@@ -48,11 +51,14 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         *,
         max_connections: int,
         max_bytes: int,
+        on_response: ResponseObserver | None = None,
     ) -> None:
         self.vendor = vendor
         self.inner = inner
         self.max_connections = max_connections
         self.max_bytes = max_bytes
+        self.on_response = on_response
+        """Told every response's status and headers: the vendor budget learns its limits."""
         self._permits = asyncio.Semaphore(max_connections)
         self._exchanges: set[asyncio.Task[httpx.Response]] = set()
 
@@ -84,6 +90,8 @@ class GuardedTransport(httpx.AsyncBaseTransport):
             for name, value in response.headers.multi_items()
             if name not in ("content-encoding", "content-length", "transfer-encoding")
         ]
+        if self.on_response is not None:
+            await self.on_response(response.status_code, response.headers)
         return httpx.Response(
             response.status_code,
             headers=headers,

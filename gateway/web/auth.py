@@ -1,8 +1,9 @@
 """Client authentication, decided here and nowhere else, for every path that can run an
 operation: ``/graphql`` over every method and content type (persisted queries included),
-the exports, and WebSockets of both subprotocols. Only ``OPEN_PATHS``, GraphiQL's static
-assets and GraphiQL's page are served without a key, and the page only to a GET that
-carries no GraphQL parameter once decoded (``ide_request``, the rule the GraphQL view
+the exports, OData (where HTTP Basic auth with the key as password works too), and
+WebSockets of both subprotocols. Only ``OPEN_PATHS``, GraphiQL's static assets and
+GraphiQL's page are served without a key, and the page only to a GET that carries no
+GraphQL parameter once decoded (``ide_request``, the rule the GraphQL view
 renders the page by): it holds no data and nothing is executed for it.
 
 A WebSocket may bring its key in the handshake's headers or, as browsers must, in its
@@ -31,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.web.client_keys import client_key, header_key, payload_pairs
 from gateway.web.errors import graphql_error_response
 from gateway.web.limits import Buckets, client_address, rate_limited
+from gateway.web.odata_errors import BASIC_CHALLENGE, is_odata_path, odata_error_response
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 OPEN_PREFIXES = ("/graphql/assets/",)
@@ -132,7 +134,8 @@ class ClientAuthMiddleware:
         address = client_address(scope)
         wait = self.blocked(address)
         if wait > 0:
-            await _refuse(scope, receive, send, rate_limited(wait, TOO_MANY_MESSAGE), TOO_MANY)
+            refusal = rate_limited(wait, TOO_MANY_MESSAGE, scope.get("path", ""))
+            await _refuse(scope, receive, send, refusal, TOO_MANY)
             return
         key = header_key(scope["headers"])
         if self.allowed(key):
@@ -143,7 +146,7 @@ class ClientAuthMiddleware:
             await self.app(scope, *self._guard(scope, receive, send, address))
             return
         self.failed(address)
-        await _refuse(scope, receive, send, unauthenticated(), UNAUTHORIZED)
+        await _refuse(scope, receive, send, unauthenticated(scope.get("path", "")), UNAUTHORIZED)
 
     def _guard(
         self, scope: Scope, receive: Receive, send: Send, address: str
@@ -207,7 +210,18 @@ REASONS = {
 }
 
 
-def unauthenticated() -> Response:
+def unauthenticated(path: str = "") -> Response:
+    """401. Under ``/odata`` in OData's shape with a Basic challenge, which BI tools answer
+    with a user name and password (the key); elsewhere a Bearer challenge, since a Basic one
+    would make a browser running GraphiQL pop up its own login dialog."""
+    if is_odata_path(path):
+        return odata_error_response(
+            401,
+            "UNAUTHENTICATED",
+            "an API key is required: send it as the password of HTTP Basic auth (any user "
+            "name), or as `Authorization: Bearer <key>`",
+            headers={"www-authenticate": BASIC_CHALLENGE},
+        )
     return graphql_error_response(
         401,
         "an API key is required: send `Authorization: Bearer <key>`",

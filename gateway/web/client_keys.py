@@ -1,25 +1,41 @@
-"""Where a caller's client key is read from: ``Authorization: Bearer <key>`` or
-``X-API-Key: <key>``, in HTTP headers or, for a WebSocket (a browser cannot set a
-handshake's headers), in the payload of ``connection_init`` under the same names in any
-case, as graphql-ws clients send their ``connectionParams``. Parsing only: whether a key is
-valid is decided in ``gateway.web.auth``."""
+"""Where a caller's client key is read from: ``Authorization: Bearer <key>``,
+``X-API-Key: <key>``, or the password of ``Authorization: Basic`` (any user name: what Power
+BI, Excel and Tableau can send to the OData service), in HTTP headers or, for a WebSocket
+(a browser cannot set a handshake's headers), in the payload of ``connection_init`` under
+the same names in any case, as graphql-ws clients send their ``connectionParams``. Parsing
+only: whether a key is valid is decided in ``gateway.web.auth``."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Iterable, Mapping
 
 
 def client_key(pairs: Iterable[tuple[str, str]]) -> str | None:
     """The caller's key among ``(lower-case name, value)`` pairs, the first
-    ``Authorization: Bearer`` or ``X-API-Key`` that carries one."""
+    ``Authorization: Bearer``, ``Authorization: Basic`` or ``X-API-Key`` that carries one."""
     for name, value in pairs:
         if name == "authorization":
             scheme, _, token = value.partition(" ")
             if scheme.lower() == "bearer" and token.strip():
                 return token.strip()
+            if scheme.lower() == "basic" and (password := basic_password(token.strip())):
+                return password
         elif name == "x-api-key" and value.strip():
             return value.strip()
     return None
+
+
+def basic_password(token: str) -> str | None:
+    """The password of Basic credentials (``base64(user:password)``, RFC 7617, UTF-8), or
+    None when the token is not such credentials."""
+    try:
+        decoded = base64.b64decode(token, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    _, colon, password = decoded.partition(":")
+    return password if colon and password else None
 
 
 def header_pairs(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, str]]:

@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from gateway.core.columns import COLUMNS, typed_row
 from gateway.core.context import RequestState
 from gateway.core.contract import ListQuery
 from gateway.core.errors import BadInputError, GatewayError
@@ -36,53 +37,11 @@ from gateway.graph.inputs import checked_ids, client_time
 from gateway.web.credentials import forwarded_credentials
 from gateway.web.errors import graphql_error_response
 
-COLUMNS = (
-    "id",
-    "vendor",
-    "native_id",
-    "agent_id",
-    "status",
-    "vendor_status",
-    "title",
-    "summary",
-    "created_at",
-    "updated_at",
-    "user_id",
-    "parent_task_id",
-    "triggering_agent_id",
-    "link",
-    "total_cost",
-    "total_tokens",
-)
 BATCH = 500
 
 
 class ExportAborted(Exception):
     """A vendor failed after rows were sent; the response must not end as if complete."""
-
-
-def typed_row(record: TaskRecord) -> tuple[Any, ...]:
-    """The record's ``COLUMNS``, typed: times as aware datetimes (or None), costs as floats,
-    token counts as ints. Every format writes these, each in its own types."""
-    metrics = record.metrics
-    return (
-        record.global_id,
-        record.vendor.name,
-        record.native_id,
-        record.agent_id,
-        record.status.value,
-        record.vendor_status,
-        record.title,
-        record.summary,
-        record.created_at,
-        record.updated_at,
-        record.user_id,
-        record.parent_native_id,
-        record.triggering_agent_id,
-        record.link,
-        metrics.total_cost if metrics else None,
-        metrics.total_tokens if metrics else None,
-    )
 
 
 def row(record: TaskRecord) -> tuple[Any, ...]:

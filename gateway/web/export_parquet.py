@@ -28,9 +28,10 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from gateway.core.columns import COLUMNS, typed_row
 from gateway.core.records import TaskRecord
 from gateway.core.service import TaskService
-from gateway.web.export import COLUMNS, attachment, export_records, typed_row
+from gateway.web.export import attachment, export_records
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 TYPES: dict[str, pa.DataType] = {

@@ -100,6 +100,7 @@ class GraphQLView(GraphQL[GraphContext, None]):
         graphiql_query: str | None = None,
         forward_credentials: bool = False,
         request_deadline: float | None = None,
+        answer_within: float | None = None,
         persisted: PersistedQueries | None = None,
         observer: Observer | None = None,
         poller: TaskPoller | None = None,
@@ -110,6 +111,7 @@ class GraphQLView(GraphQL[GraphContext, None]):
         self.persisted = persisted
         self.observer = observer
         self.request_deadline = request_deadline
+        self.answer_within = answer_within
         self.service = service
         self.graphiql_query = graphiql_query
         self.forward_credentials = forward_credentials
@@ -145,13 +147,17 @@ class GraphQLView(GraphQL[GraphContext, None]):
 
     async def get_context(self, request: Request, response: Any) -> GraphContext:  # type: ignore[override]
         media_type, bypass, _ = read_headers(request.scope["headers"])
+        http = request.scope["type"] == "http"
         context = GraphContext(
             service=self.service,
             state=RequestState(
                 bypass_cache=bypass,
                 credentials=forwarded_credentials(request.headers, self.forward_credentials),
                 deadline=time.monotonic() + self.request_deadline
-                if self.request_deadline and request.scope["type"] == "http"
+                if self.request_deadline and http
+                else None,
+                answer_by=time.monotonic() + self.answer_within
+                if self.answer_within and http
                 else None,
             ),
             request=request,

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.web.client_keys import header_key
 from gateway.web.errors import graphql_error_response
+from gateway.web.odata_errors import is_odata_path, odata_error_response
 
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
 DEFAULT_RATE_PER_SECOND = 50.0
@@ -132,11 +133,15 @@ class Buckets:
         return (1 - bucket.tokens) / self.rate
 
 
-def rate_limited(wait: float, message: str = "too many requests; slow down") -> Response:
-    """The 429 every limit answers: ``Retry-After`` in whole seconds, code RATE_LIMITED."""
-    return graphql_error_response(
-        429, message, "RATE_LIMITED", {"retry-after": str(max(1, math.ceil(wait)))}
-    )
+def rate_limited(
+    wait: float, message: str = "too many requests; slow down", path: str = ""
+) -> Response:
+    """The 429 every limit answers: ``Retry-After`` in whole seconds, code RATE_LIMITED, in
+    OData's error shape under ``/odata`` and GraphQL's elsewhere."""
+    headers = {"retry-after": str(max(1, math.ceil(wait)))}
+    if is_odata_path(path):
+        return odata_error_response(429, "RATE_LIMITED", message, headers=headers)
+    return graphql_error_response(429, message, "RATE_LIMITED", headers)
 
 
 class RateLimitMiddleware:
@@ -172,7 +177,7 @@ class RateLimitMiddleware:
         if wait <= 0:
             await self.app(scope, receive, send)
             return
-        await rate_limited(wait)(scope, receive, send)
+        await rate_limited(wait, path=scope["path"])(scope, receive, send)
 
 
 def client_address(scope: Scope) -> str:

@@ -138,3 +138,12 @@ def test_the_documented_layout_is_what_decodes(kind: str, vendor: str) -> None:
     gateway versions and replicas (a client may have stored one)."""
     node: Any = decode_id(forge(f"{kind}:{vendor}:agent%3A1:t%25x"))
     assert (node.kind, node.vendor.value, node.parts) == (kind, vendor, ("agent:1", "t%x"))
+
+
+@given(st.text(min_size=65, max_size=5000))
+def test_a_long_refused_id_is_quoted_in_part(value: str) -> None:
+    try:
+        decode_id(value)
+    except InvalidIdError as exc:
+        assert repr(value[:64]) in exc.message and f"({len(value)} characters)" in exc.message
+        assert repr(value[64:]) not in exc.message or not value[64:]

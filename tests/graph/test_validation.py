@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import strawberry
 from graphql import ValidationContext, ValidationRule
 from strawberry.extensions import AddValidationRules
@@ -90,3 +91,16 @@ def test_a_connection_pays_its_total_once_not_per_item(gateway) -> None:
     assert gateway.query(per_item, {"n": 100})["errors"][0]["extensions"]["code"] == (
         "QUERY_TOO_COSTLY"
     )
+
+
+LIBRARY_TEXTS = ["maximum operation depth", "aliases found", "Syntax Error"]
+
+
+@pytest.mark.parametrize("text", LIBRARY_TEXTS)
+def test_an_error_quoting_the_callers_text_keeps_its_own_code(gateway, text: str) -> None:
+    """Codes come from the error's kind, never from its message: a message that quotes the
+    caller's text, whatever it says, is not taken for a limit or a syntax error."""
+    literal = gateway.query(f'{{ tasks(first: "{text}") {{ nodes {{ id }} }} }}')
+    assert literal["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    variable = gateway.query("query Q($f: Int) { tasks(first: $f) { nodes { id } } }", {"f": text})
+    assert variable["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"

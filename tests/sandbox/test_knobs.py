@@ -4,6 +4,7 @@ progress; set in process (``sim.knobs(vendor)``) and over HTTP (``/<vendor>/_san
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
 from collections import Counter
 from typing import Any
@@ -44,6 +45,7 @@ KNOB_NAMES = {
     "fail_next",
     "per_minute",
     "shuffle_ties",
+    "hang",
 }
 RATE_HEADERS = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset")
 
@@ -143,6 +145,27 @@ def test_timeout_never_answers(http: httpx.Client, sim: Sandbox, vendor: Vendor)
     assert sim.counters(vendor) == {TEMPLATES[vendor]: 1}
     sim.knobs(vendor).timeout_rate = 0.0
     assert call(http, sim, vendor).status_code == 200
+
+
+@pytest.mark.parametrize("vendor", VENDORS, ids=lambda v: v.value)
+def test_hang_holds_requests_until_turned_off_then_answers_them(
+    http: httpx.Client, sim: Sandbox, sim_url: str, vendor: Vendor
+) -> None:
+    shown = get_json(http.patch(f"/{vendor.value}/_sandbox/knobs", json={"hang": True}))
+    assert shown["hang"] is True and sim.knobs(vendor).hang
+    with pytest.raises(httpx.ReadTimeout):
+        call(http, sim, vendor, timeout=0.3)  # held, not refused
+    with (
+        httpx.Client(base_url=sim_url, timeout=30) as other,
+        concurrent.futures.ThreadPoolExecutor(1) as pool,
+    ):
+        held = pool.submit(call, other, sim, vendor)
+        while sum(sim.counters(vendor).values()) < 2:  # the second request is in
+            time.sleep(0.01)
+        assert not held.done()
+        sim.knobs(vendor).hang = False
+        assert held.result().status_code == 200  # answered as usual once released
+    assert http.patch(f"/{vendor.value}/_sandbox/knobs", json={"hang": 1}).status_code == 400
 
 
 @pytest.mark.parametrize("vendor", VENDORS, ids=lambda v: v.value)

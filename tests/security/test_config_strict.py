@@ -204,7 +204,6 @@ def test_the_new_limits_are_read_from_their_sections() -> None:
         {},
     )
     assert (parsed.failed_auth_per_minute, parsed.cache_max_bytes) == (7, 2048)
-    assert (parsed.max_document_bytes, parsed.max_list_items) == (4096, 12)
     assert (parsed.limits.max_document_bytes, parsed.limits.max_list_items) == (4096, 12)
     assert (parsed.max_upstream_calls, parsed.apq_max_entries) == (34, 56)
     assert [v.max_response_bytes for v in parsed.enabled] == [8192]

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from gateway.graph.cost import DEFAULT_MAX_COST, document_cost
 from gateway.graph.document import DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_MAX_TOKENS
+from gateway.graph.schema import QueryLimits
 from tests.conftest import GatewayClient
 
 LEAVES = ("id", "title", "status", "vendor", "createdAt")
@@ -179,7 +180,7 @@ OVERSIZED = {
 
 @pytest.fixture(scope="module")
 def bounded(make_gateway) -> GatewayClient:
-    return make_gateway(max_document_bytes=BOUND)
+    return make_gateway(limits=QueryLimits(max_document_bytes=BOUND))
 
 
 @pytest.mark.parametrize("name", sorted(OVERSIZED))

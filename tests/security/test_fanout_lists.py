@@ -120,7 +120,7 @@ def test_the_issue_request_ten_thousand_agent_ids(gateway: GatewayClient, clean_
 
 
 def test_the_bound_is_a_setting(make_gateway: GatewayFactory) -> None:
-    small = make_gateway(max_list_items=2)
+    small = make_gateway(limits=QueryLimits(max_list_items=2))
     query = (
         "query Q($s: [TaskStatus!]) { tasks(first: 1, filter: {statuses: $s}) { nodes { id } } }"
     )

@@ -382,3 +382,25 @@ def test_any_get_parameters_are_answered_cleanly(
     if response.headers["content-type"].startswith("text/html"):
         return  # GraphiQL's page (no GraphQL parameter at all)
     assert_well_formed(response)
+
+
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    value=st.text(
+        alphabet=st.characters(blacklist_categories=("Cs",)), min_size=65, max_size=20_000
+    ),
+    field=st.sampled_from(["task", "node"]),
+)
+@example(value="x" * 100_000, field="task")
+def test_a_refused_id_is_quoted_only_in_part(
+    gateway: GatewayClient, value: str, field: str
+) -> None:
+    """An id that is not one is refused as ``INVALID_ID`` quoting at most its first 64
+    characters: the answer does not grow with what the caller sent."""
+    body = gateway.query(f"query($id: ID!) {{ {field}(id: $id) {{ id }} }}", {"id": value})
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "INVALID_ID"
+    assert repr(value[:64]) in error["message"]
+    assert len(error["message"]) < 64 * 6 + 100  # a quoted character is at most \U0010ffff

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from gateway.core.memory import BoundedMemoryCache
 from gateway.core.records import Vendor
+from gateway.graph.schema import QueryLimits
 from tests.conftest import GatewayClient, GatewayFactory
 
 OPS = st.lists(
@@ -119,7 +120,7 @@ def test_persisted_queries_are_bounded_in_count_and_size(
     gateway = make_gateway(
         cache_url=redis_url if backend == "redis" else None,
         apq_max_entries=5,
-        max_document_bytes=2048,
+        limits=QueryLimits(max_document_bytes=2048),
     )
     documents = [f"query Q{i} {{ vendors {{ vendor }} }}" for i in range(8)]
     digests = [hashlib.sha256(d.encode()).hexdigest() for d in documents]

@@ -105,6 +105,7 @@ def test_every_label_value_comes_from_a_fixed_vocabulary(own: OwnSandbox) -> Non
         "outcome": {"ok", "partial", "error"},
         "result": {"hit", "miss", "stale"},
         "scope": {"process", "replicas"},
+        "priority": {"interactive", "background"},
     }
     routes = {
         "/tracker",
