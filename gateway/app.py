@@ -25,6 +25,7 @@ from gateway.config import Settings, VendorConfig, load_settings
 from gateway.core.budget import Budgets, ResponseObserver, VendorLimits
 from gateway.core.cache import PageCache
 from gateway.core.contract import VendorSettings
+from gateway.core.merge import cancel_reads_ahead
 from gateway.core.poller import TaskPoller
 from gateway.core.records import Vendor
 from gateway.core.service import TaskService
@@ -76,6 +77,7 @@ class Gateway:
 
     async def aclose(self) -> None:
         await self.service.upstream.late.aclose()  # they use the clients closed next
+        await cancel_reads_ahead()
         for client in self.clients:
             await client.aclose()
         await self.service.upstream.cache.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from gateway.app import create_app
 from gateway.cli import demo_settings
 from gateway.config import Settings
+from gateway.core.merge import READ_AHEAD
 from gateway.core.records import Vendor
 from gateway.sandbox import Sandbox, SandboxOptions
 from gateway.serving import ServerThread, stop_all
@@ -34,8 +36,13 @@ def sandbox_url(sandbox: Sandbox) -> Iterator[str]:
 
 @pytest.fixture
 def clean_sandbox(sandbox: Sandbox) -> Iterator[Sandbox]:
-    """The sandbox with default knobs and zeroed counters, restored after the test."""
+    """The sandbox with default knobs and zeroed counters, restored after the test. The
+    gateways live for the session: a page an earlier test's gateway is still reading ahead
+    is let finish first, so it is not counted as this test's call."""
     sandbox.reset_knobs()
+    deadline = time.monotonic() + 10
+    while any(not t.done() for t in list(READ_AHEAD)) and time.monotonic() < deadline:
+        time.sleep(0.01)
     sandbox.reset_counters()
     yield sandbox
     sandbox.reset_knobs()

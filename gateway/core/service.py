@@ -8,7 +8,6 @@ vendor by name: what only some vendors can do (trackers, sub-tasks) it asks the 
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import itertools
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -25,6 +24,7 @@ from gateway.core.contract import (
 )
 from gateway.core.cursor import Position, Positions, decode_cursor, short_hash
 from gateway.core.errors import BadInputError, NotFoundError, UpstreamBadRecordsError, UpstreamError
+from gateway.core.fanout import slowest_first
 from gateway.core.ids import TASK, TRACKER, decode_id
 from gateway.core.indexed import INDEXED, IndexedTasks, IndexReader, fail_all, index_source
 from gateway.core.locks import lock_name
@@ -250,10 +250,11 @@ class TaskService:
                     return first.total
             return sum(1 for r in await reader.read_all() if plan.query.matches(r))
 
-        counts = [one(s) for s in live]
+        health = self.upstream.health
+        counts = [(health[s.vendor].typical_seconds, one(s)) for s in live]
         if indexed:
-            counts.append(from_index())
-        results = await asyncio.gather(*counts, return_exceptions=True)
+            counts.append((0.0, from_index()))
+        results = await slowest_first(counts)
         total = 0
         for result in results:
             if isinstance(result, UpstreamError):

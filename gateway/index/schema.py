@@ -116,7 +116,10 @@ task_rows = Table(
     "task_rows",
     metadata,
     # -- the BI columns (``gateway.core.columns.COLUMNS``), typed, same names --
-    Column("id", IdText, nullable=False, unique=True),
+    # Not declared unique: the id is a one-to-one function of the primary key (core/ids.py), and
+    # a second unique index would let two replicas' concurrent upserts of one new task fail on
+    # it (PostgreSQL's ON CONFLICT arbitrates one unique index; the other raises).
+    Column("id", IdText, nullable=False),
     Column("vendor", Text, nullable=False),  # ``Vendor.name``, as the exports write it
     Column("native_id", Text, nullable=False),
     Column("agent_id", Text),
@@ -166,11 +169,12 @@ for _time in ORDER_TIMES:
         _key = task_rows.c[_name]
         Index(f"ix_task_rows_{_name}_{_time}_asc", _key, _column, *_ties)
         Index(f"ix_task_rows_{_name}_{_time}_desc", _key, _column.desc(), *_ties)
-# The other filters (equality: one user's, one parent's, ... tasks are few; they are sorted).
+# Lookups by id (node(id), the upsert's "what changed" read) and the other filters (equality:
+# one user's, one parent's, ... tasks are few; they are sorted).
 # ``seen_at`` has no index on purpose: every sync pass rewrites it on every row it sees, and
 # an indexed column would make each of those updates write every index (no HOT update on
 # PostgreSQL); the sweep after a full rescan reads the vendor's rows by the primary key.
-for _name in ("user_id", "parent_task_id", "triggering_agent_id", "native_id"):
+for _name in ("id", "user_id", "parent_task_id", "triggering_agent_id", "native_id"):
     Index(f"ix_task_rows_{_name}", task_rows.c[_name])
 del _ties, _time, _column, _name, _key
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -10,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.core.context import RequestState
-from gateway.core.contract import ListQuery, PageToken, Source, SourcePage
+from gateway.core.contract import ListQuery, PageToken, PageWindows, Source, SourcePage
 from gateway.core.cursor import Position
 from gateway.core.merge import Reader, SortedListings, by_id_within_ties, fill_all, tie_window
 from gateway.core.records import Direction, Order, OrderField, TaskRecord, TaskStatus, Vendor
@@ -132,3 +133,43 @@ def test_a_missing_time_sorts_last_in_both_directions() -> None:
     assert late.sort_key(Order()) < early.sort_key(Order())  # DESC: newest first
     ascending = Order(OrderField.UPDATED_AT, Direction.ASC)
     assert early.sort_key(ascending) < late.sort_key(ascending)
+
+
+async def test_a_page_is_not_held_back_by_the_next_page_read_beside_it() -> None:
+    """The next page of an offset listing is read ahead beside the page (its tie group may
+    run on into it), but the merge takes the page as soon as the page itself is in; a page
+    read ahead is never asked for twice, and is counted only once it is used."""
+    pages = {
+        None: SourcePage(records=(_record("a", 9), _record("b", 8), _record("c", 7)), next_token=2),
+        2: SourcePage(records=(_record("d", 6),), next_token=None),
+    }
+    second_page_may_answer = asyncio.Event()
+    asked: list[PageToken] = []
+
+    async def fetch(source: Source, token: PageToken, state: RequestState) -> SourcePage:
+        asked.append(token)
+        if token == 2:
+            await second_page_may_answer.wait()
+        return pages[token]
+
+    state = RequestState()
+    windows = PageWindows(page_size=3, max_limit=None, tie_key=lambda r: r.updated_at)
+    reader = Reader(Source(Vendor.AGENTEX, "/t", (), True), ListQuery(), BEGIN, fetch, state)
+    reader.windows = windows
+    reader.want = 3
+    async with asyncio.timeout(30):  # a reader waiting for page 2 would never get here
+        await reader.fill()
+        taken = [reader.pop().native_id]
+        await reader.fill()
+        taken.append(reader.pop().native_id)
+        await asyncio.sleep(0)  # the read ahead starts
+        assert asked == [None, 2] and not state.part(Vendor.AGENTEX).pages.get("/t#2")
+        second_page_may_answer.set()
+        while True:
+            await reader.fill()
+            if reader.head() is None:
+                break
+            taken.append(reader.pop().native_id)
+    assert taken == ["a", "b", "c", "d"]
+    assert asked == [None, 2]
+    assert len(state.part(Vendor.AGENTEX).pages) == 2

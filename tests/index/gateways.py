@@ -71,8 +71,14 @@ class IndexedGateway(GatewayClient):
         assert loop is not None
         return asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout)
 
-    def syncs(self) -> dict[Vendor, VendorSync]:
-        assert self.runtime.sync is not None
+    def syncs(self, seconds: float = 60) -> dict[Vendor, VendorSync]:
+        """Each vendor's sync, once the index is open (it opens in the background while the
+        gateway already serves)."""
+        deadline = time.monotonic() + seconds
+        while self.runtime.sync is None:
+            if time.monotonic() > deadline:
+                raise AssertionError("the task index did not open")
+            time.sleep(0.01)
         return self.runtime.sync.vendors
 
     def sync_pass(self, vendors: Iterable[Vendor] | None = None, *, ok: bool = True) -> None:
