@@ -48,10 +48,8 @@ async def slowest_first(
             raise
         started[0] = first
     results = await asyncio.gather(*started, return_exceptions=True)
-    by_call: list[T | BaseException] = list(results)
-    for i, result in zip(order, results, strict=True):
-        by_call[i] = result
-    return by_call
+    placed = dict(zip(order, results, strict=True))
+    return [placed[i] for i in range(len(calls))]
 
 
 def _close(call: Awaitable[object]) -> None:
