@@ -48,6 +48,7 @@ from gateway.core.contract import (
 from gateway.core.cursor import DONE, Position, Positions, encode_cursor
 from gateway.core.errors import InvalidCursorError, UpstreamError, UpstreamSlowError
 from gateway.core.fanout import slowest_first
+from gateway.core.ontime import retrieve_outcome
 from gateway.core.records import OrderField, TaskRecord
 
 FetchPage = Callable[[Source, PageToken, RequestState], Awaitable[SourcePage]]
@@ -581,8 +582,7 @@ def read_ahead(fetch: Awaitable[SourcePage]) -> asyncio.Task[SourcePage]:
 
     def settled(done: asyncio.Task[SourcePage]) -> None:
         READ_AHEAD.discard(done)
-        if not done.cancelled():
-            done.exception()
+        retrieve_outcome(done)
 
     task.add_done_callback(settled)
     return task

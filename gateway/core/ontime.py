@@ -62,7 +62,7 @@ class LateCalls:
             done, _ = await asyncio.wait((task,), timeout=max(0.0, seconds))
         except asyncio.CancelledError:  # the request itself was cancelled: so is its call
             task.cancel()
-            task.add_done_callback(_retrieve)
+            task.add_done_callback(retrieve_outcome)
             raise
         if done:
             return task.result()
@@ -76,14 +76,14 @@ class LateCalls:
             if key not in running:
                 self.cancelled += 1
             task.cancel()
-            task.add_done_callback(_retrieve)
+            task.add_done_callback(retrieve_outcome)
             return
         running[key] = task
 
         def finished(done: asyncio.Task[Any]) -> None:
             if running.get(key) is done:
                 del running[key]
-            _retrieve(done)
+            retrieve_outcome(done)
 
         task.add_done_callback(finished)
 
@@ -95,8 +95,9 @@ class LateCalls:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def _retrieve(task: asyncio.Task[Any]) -> None:
-    """Take a finished late call's outcome, so nobody logs it as never retrieved: its
-    failure was recorded where it happened (``VendorHealth``), and no one waits for it."""
+def retrieve_outcome(task: asyncio.Task[Any]) -> None:
+    """Take a finished task's outcome that no one may await (a late call, a read ahead, an
+    exchange its caller gave up on), so asyncio does not log it as never retrieved: a
+    failure is recorded where it happened (``VendorHealth``)."""
     if not task.cancelled():
         task.exception()

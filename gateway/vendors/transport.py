@@ -36,6 +36,7 @@ import httpx
 
 from gateway.core.budget import ResponseObserver
 from gateway.core.errors import UpstreamBadResponseError
+from gateway.core.ontime import retrieve_outcome
 from gateway.core.records import Vendor
 
 ACCEPT_ENCODING = "gzip, deflate"
@@ -72,8 +73,7 @@ class GuardedTransport(httpx.AsyncBaseTransport):
     def _ended(self, exchange: asyncio.Task[httpx.Response]) -> None:
         self._exchanges.discard(exchange)
         self._permits.release()
-        if not exchange.cancelled():
-            exchange.exception()  # retrieved: a caller that gave up does not want it logged
+        retrieve_outcome(exchange)  # a caller that gave up does not want it logged
 
     async def _exchange(self, request: httpx.Request) -> httpx.Response:
         request.headers["accept-encoding"] = ACCEPT_ENCODING
