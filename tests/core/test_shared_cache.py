@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import replace
 
 import httpx
 import pytest
 
 from gateway.config import Settings
+from gateway.core.merge import READ_AHEAD
 from gateway.core.records import Vendor
 from gateway.sandbox import SANDBOX_CREDENTIALS
-from tests.conftest import GatewayFactory
+from tests.conftest import GatewayClient, GatewayFactory
 
 QUERY = "{ tasks(first: 50) { nodes { id status } vendorParts { vendor fromCache } } }"
 TRACKERS = "{ trackers(first: 3) { nodes { id vendorStatus } } }"
@@ -80,12 +82,28 @@ def test_a_burst_of_200_identical_queries_makes_the_calls_of_one(
     ]
     bodies = asyncio.run(burst([g.url for g in gateways], 200))
     assert all("errors" not in b for b in bodies)
+    burst_calls = calls_made(gateways)
     one_query = make_gateway()  # its own empty memory cache: what one query costs
-    before = upstream_calls(clean_sandbox)
     one_query.data(QUERY)
-    single = {v: upstream_calls(clean_sandbox)[v] - before[v] for v in Vendor}
-    burst_calls = {v: before[v] for v in Vendor}
+    single = calls_made([one_query])
+    assert all(single.values()), single  # every vendor is asked: the count counts
     assert burst_calls == single, (burst_calls, single)
+
+
+def calls_made(gateways: list[GatewayClient]) -> dict[Vendor, int]:
+    """The vendor calls these gateways made (their own record, once their reads ahead are
+    in). Not the sandbox's counters, which every gateway of the test session moves: twice
+    in full runs Subnoto counted one call more during the burst than one query makes, and
+    the cause was not found. A duplicate call by these gateways would show here as well."""
+    deadline = time.monotonic() + 30
+    while any(not t.done() for t in list(READ_AHEAD)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    made = dict.fromkeys(Vendor, 0)
+    for gateway in gateways:
+        health = gateway.server.server.config.app.state.gateway.service.upstream.health
+        for vendor in Vendor:
+            made[vendor] += health[vendor].calls
+    return made
 
 
 def test_a_mutation_through_one_replica_is_seen_at_once_through_the_other(own, redis_url) -> None:
